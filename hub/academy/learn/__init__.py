@@ -1,0 +1,204 @@
+"""Instant feedback for curriculum exercises: check, hint, solution, and a progress log.
+
+Modelled on Kaggle Learn's ``q1.check() / q1.hint() / q1.solution()``. A lesson's
+checks live in ``academy.learn.checks.<lesson>`` so the notebook never shows the
+answer; the notebook only calls them. Feedback is printed as plain text (so it reads
+the same under papermill) and, in a live kernel, a Hint and a Solution button are
+shown as well.
+
+Every check, hint and solution reveal appends one JSON line to the learner's
+progress file (see ``progress_path``); the format is documented in
+``notebooks/README.md`` and read by trainer tooling.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+PROGRESS_ENV = "ACADEMY_PROGRESS_FILE"
+METRICS_MIME = "application/vnd.academy.metrics+json"
+
+
+def progress_path() -> Path:
+    """Where progress events go: ``$ACADEMY_PROGRESS_FILE`` or ``~/.academy/progress.jsonl``."""
+    override = os.environ.get(PROGRESS_ENV)
+    if override:
+        return Path(override)
+    return Path.home() / ".academy" / "progress.jsonl"
+
+
+def current_user() -> str:
+    # Under JupyterHub the Unix account may be shared (local backend), so the hub's
+    # name for the learner is the truthful one.
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+def record_event(notebook: str, exercise: str, kind: str, passed: bool | None, message: str = "") -> dict:
+    """Append one progress event; never let a full disk or read-only home break a lesson."""
+    event = {
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "user": current_user(),
+        "notebook": notebook,
+        "exercise": exercise,
+        "kind": kind,
+        "passed": passed,
+        "message": message[:500],
+    }
+    line = (json.dumps(event, ensure_ascii=False) + "\n").encode()
+    path = progress_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One O_APPEND write per event keeps lines whole when two kernels log at once.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        print(f"(progress not saved: {exc.strerror or exc})", file=sys.stderr)
+    return event
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one ``Exercise.check`` call."""
+
+    exercise: str
+    passed: bool
+    message: str
+
+
+@dataclass
+class Exercise:
+    """One formative exercise: a checker plus the hint and solution a learner can reveal.
+
+    ``checker`` receives whatever the notebook passes to ``check`` and raises
+    ``AssertionError`` with a specific, non-spoiling message when the answer is wrong.
+    It may return a short string that is shown on success.
+    """
+
+    notebook: str
+    name: str
+    checker: Callable[..., str | None]
+    hint_text: str
+    solution_text: str
+    title: str = ""
+    results: list[CheckResult] = field(default_factory=list, repr=False)
+
+    def check(self, *args: Any, **kwargs: Any) -> bool:
+        """Check the learner's answer, print specific feedback, log the attempt."""
+        try:
+            extra = self.checker(*args, **kwargs)
+            passed, message = True, "Correct!" + (f" {extra}" if extra else "")
+        except AssertionError as exc:
+            passed, message = False, str(exc) or "Not quite yet."
+        except NotImplementedError:
+            passed, message = False, "Not attempted yet: replace the placeholder with your code."
+        except Exception as exc:  # learner code may raise anything; feedback must still come
+            passed, message = False, f"Your code raised {type(exc).__name__}: {exc}"
+        result = CheckResult(self.name, passed, message)
+        self.results.append(result)
+        record_event(self.notebook, self.name, "check", passed, message)
+        mark = "✅" if passed else "❌"
+        print(f"{mark} {self.title or self.name}: {message}")
+        if not passed:
+            print("   Stuck? Use the Hint / Solution buttons, or call .hint() / .solution() on this exercise.")
+        _show_buttons(self)
+        return passed
+
+    def hint(self) -> str:
+        """Print (and log) the hint."""
+        record_event(self.notebook, self.name, "hint", None)
+        print(f"💡 Hint: {self.hint_text}")
+        return self.hint_text
+
+    def solution(self) -> str:
+        """Print (and log) the worked solution."""
+        record_event(self.notebook, self.name, "solution", None)
+        print(f"📖 Solution:\n{self.solution_text}")
+        return self.solution_text
+
+    def __call__(self, *args: Any, **kwargs: Any) -> bool:
+        return self.check(*args, **kwargs)
+
+
+def exercise(notebook: str, name: str, *, hint: str, solution: str, title: str = "") -> Callable[[Callable[..., str | None]], Exercise]:
+    """Decorator: turn a checker function into an ``Exercise``."""
+
+    def wrap(checker: Callable[..., str | None]) -> Exercise:
+        return Exercise(notebook=notebook, name=name, checker=checker, hint_text=hint, solution_text=solution, title=title)
+
+    return wrap
+
+
+def _show_buttons(ex: Exercise) -> None:
+    """Hint/Solution buttons in a live frontend; silently absent without IPython widgets."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+        import ipywidgets as widgets
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return
+    out = widgets.Output()
+    hint_btn = widgets.Button(description="Hint", icon="lightbulb-o")
+    sol_btn = widgets.Button(description="Solution", icon="book", button_style="warning")
+
+    def on_hint(_btn: Any) -> None:
+        with out:
+            ex.hint()
+
+    def on_solution(_btn: Any) -> None:
+        with out:
+            ex.solution()
+
+    hint_btn.on_click(on_hint)
+    sol_btn.on_click(on_solution)
+    display(widgets.VBox([widgets.HBox([hint_btn, sol_btn]), out]))
+
+
+def report(**metrics: float | int | str) -> dict:
+    """Publish a lesson's measured results so ``academy curriculum test`` can tabulate them."""
+    clean = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+    text = "Lesson metrics: " + ", ".join(f"{k}={v}" for k, v in clean.items())
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display({METRICS_MIME: clean, "text/plain": text}, raw=True)
+            return clean
+    except ImportError:
+        pass
+    print(text)
+    return clean
+
+
+def pick_device(device: str = "auto") -> str:
+    """Resolve the ``device`` notebook parameter: ``auto`` means CUDA when a GPU is visible."""
+    if device != "auto":
+        return device
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+__all__ = [
+    "CheckResult",
+    "Exercise",
+    "METRICS_MIME",
+    "exercise",
+    "pick_device",
+    "progress_path",
+    "record_event",
+    "report",
+]

@@ -1,0 +1,1 @@
+"""Formative checks, one module per lesson (e.g. ``n01_numpy``); never graded tests."""
