@@ -1,0 +1,1 @@
+"""AI Factory Academy: site config, spawners, accounts, learner helpers, curriculum runner, course pipeline and CLI."""

@@ -1,0 +1,43 @@
+"""Local-account authentication: NativeAuthenticator (bcrypt hashes in the hub DB), made to fit JupyterHub 6.
+
+NativeAuthenticator 1.3.0 is the jupyterhub organisation's package for local accounts,
+but its login handler still calls ``self.statsd``, which JupyterHub 6 removed, so every
+login failed with a 500. We swap in a login handler with the same behaviour minus the
+metrics call; everything else (hashing, approval, lock-out) is the package's own.
+"""
+from __future__ import annotations
+
+from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
+
+
+class AcademyLoginHandler(NativeLoginHandler):
+    """NativeAuthenticator's login page without the removed statsd timer."""
+
+    def _render(self, login_error=None, username=None, **kwargs):
+        # JupyterHub 6 passes extra template arguments (e.g. sync=True) to _render.
+        return super()._render(login_error=login_error, username=username)
+
+    async def post(self):
+        data = {arg: self.get_argument(arg, strip=False) for arg in self.request.arguments}
+        user = await self.login_user(data)
+        if user:
+            self._jupyterhub_user = user
+            self.redirect(self.get_next_url(user))
+            return
+        error = "Invalid username or password."
+        info = self.authenticator.get_user(data.get("username", ""))
+        if info is not None and info.is_valid_password(data.get("password", "")) and not info.is_authorized:
+            error = f"User {data['username']} has not been authorized by an administrator yet."
+        self.set_status(403)
+        self.finish(await self._render(login_error=error, username=data.get("username")))
+
+
+class AcademyNativeAuthenticator(NativeAuthenticator):
+    """NativeAuthenticator with a JupyterHub 6 compatible login handler."""
+
+    def get_handlers(self, app):
+        return [
+            (path, AcademyLoginHandler if handler is NativeLoginHandler else handler)
+            for path, handler in super().get_handlers(app)
+        ]

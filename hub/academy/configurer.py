@@ -1,0 +1,190 @@
+"""Translate the validated site config into JupyterHub config, one small pure function per area.
+
+Each ``update_<area>(c, cfg)`` only *sets* values on a ``traitlets.config.Config``; none
+reads files or the environment, so each is unit-tested on a bare ``Config()``. The model
+is TLJH's ``configurer.py``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from traitlets.config import Config
+
+SPAWNER_CLASSES = {
+    "local": "academy.spawners.local.AcademyLocalSpawner",
+    "slurm": "academy.spawners.slurm.AcademySlurmSpawner",
+}
+# Hub usernames double as Unix account suffixes and Slurm job names, so keep them plain.
+USERNAME_PATTERN = r"^[a-z][a-z0-9_-]{0,26}$"
+
+
+def spawner_section(cfg: dict) -> str:
+    """The config section name of the active spawner class, e.g. ``AcademyLocalSpawner``."""
+    return SPAWNER_CLASSES[cfg["backend"]].rsplit(".", 1)[1]
+
+
+def state_path(cfg: dict, name: str) -> str:
+    return str(Path(cfg["hub"]["state_dir"]) / name)
+
+
+def update_hub(c: Config, cfg: dict) -> None:
+    hub = cfg["hub"]
+    c.JupyterHub.bind_url = f"http://{hub['ip']}:{hub['port']}{hub['base_url']}"
+    if hub["hub_port"]:
+        c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub['hub_port']}"
+    c.JupyterHub.db_url = "sqlite:///" + state_path(cfg, "jupyterhub.sqlite")
+    c.JupyterHub.cookie_secret_file = state_path(cfg, "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = state_path(cfg, "jupyterhub.pid")
+    c.JupyterHub.log_level = hub["log_level"]
+    c.JupyterHub.concurrent_spawn_limit = hub["concurrent_spawn_limit"]
+    c.JupyterHub.active_server_limit = hub["active_server_limit"]
+    c.JupyterHub.template_paths = [str(Path(cfg["_root"]) / "hub" / "templates")]
+    c.JupyterHub.template_vars = {"academy_title": hub["title"], "academy_backend": cfg["backend"]}
+    c.JupyterHub.default_url = "/hub/home"
+    # Slurm jobs must outlive a hub restart; local processes are children and go with it.
+    c.JupyterHub.cleanup_servers = cfg["backend"] == "local"
+
+
+def update_proxy(c: Config, cfg: dict) -> None:
+    hub = cfg["hub"]
+    if hub["proxy_cmd"]:
+        c.ConfigurableHTTPProxy.command = [hub["proxy_cmd"]]
+    c.ConfigurableHTTPProxy.pid_file = state_path(cfg, "proxy.pid")
+    # Stop the proxy with the hub: `academy up` owns the whole service lifetime.
+    c.ConfigurableHTTPProxy.should_start = True
+
+
+def update_auth(c: Config, cfg: dict) -> None:
+    auth = cfg["auth"]
+    c.Authenticator.admin_users = set(auth["admin_users"])
+    c.Authenticator.allowed_users = set(auth["allowed_users"])
+    c.Authenticator.username_pattern = USERNAME_PATTERN
+    if auth["type"] == "native":
+        c.JupyterHub.authenticator_class = "academy.auth.AcademyNativeAuthenticator"
+        # Admin approval (or open sign-up) is NativeAuthenticator's own gate, so the hub
+        # lets through whoever it authenticates.
+        c.NativeAuthenticator.allow_all = True
+        c.NativeAuthenticator.enable_signup = auth["signup"] != "off"
+        c.NativeAuthenticator.open_signup = auth["signup"] == "open"
+        c.NativeAuthenticator.minimum_password_length = auth["minimum_password_length"]
+        c.NativeAuthenticator.check_common_password = True
+        c.NativeAuthenticator.allowed_failed_logins = 5
+        c.NativeAuthenticator.seconds_before_next_try = 60
+    else:
+        oidc = auth["oidc"]
+        c.JupyterHub.authenticator_class = "generic-oauth"
+        g = c.GenericOAuthenticator
+        g.allow_all = auth["allow_all"]
+        g.client_id = oidc["client_id"]
+        g.authorize_url = oidc["authorize_url"]
+        g.token_url = oidc["token_url"]
+        g.userdata_url = oidc["userdata_url"]
+        g.username_claim = oidc.get("username_claim", "preferred_username")
+        g.scope = oidc.get("scope", ["openid", "profile", "email"])
+        g.login_service = oidc.get("login_service", "institutional login")
+        if oidc.get("callback_url"):
+            g.oauth_callback_url = oidc["callback_url"]
+        if oidc.get("groups_claim"):
+            g.auth_state_groups_key = f"oauth_user.{oidc['groups_claim']}"
+            # Hub groups follow the provider's, so profile group limits use them.
+            g.manage_groups = True
+        if oidc.get("allowed_groups"):
+            g.allowed_groups = set(oidc["allowed_groups"])
+        if oidc.get("admin_groups"):
+            g.admin_groups = set(oidc["admin_groups"])
+
+
+def update_groups(c: Config, cfg: dict) -> None:
+    if cfg["groups"]:
+        c.JupyterHub.load_groups = {name: {"users": sorted(members)} for name, members in cfg["groups"].items()}
+
+
+def update_spawner(c: Config, cfg: dict) -> None:
+    c.JupyterHub.spawner_class = SPAWNER_CLASSES[cfg["backend"]]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.http_timeout = 60
+    section = c[spawner_section(cfg)]
+    section.profiles_file = cfg["profiles_file"]
+    section.curriculum_source = cfg["curriculum"]["source"]
+    section.curriculum_target = cfg["curriculum"]["target"]
+
+
+def update_local(c: Config, cfg: dict) -> None:
+    if cfg["backend"] != "local":
+        return
+    local = cfg["local"]
+    s = c.AcademyLocalSpawner
+    s.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    s.homes_dir = local["homes_dir"] or state_path(cfg, "homes")
+    s.start_timeout = local["start_timeout"]
+    s.form_note = (
+        "This Academy runs servers on this machine (local backend): GPU, partition and "
+        "reservation settings of a profile are ignored here; cores and memory are not enforced."
+    )
+
+
+def update_slurm(c: Config, cfg: dict) -> None:
+    if cfg["backend"] != "slurm":
+        return
+    slurm = cfg["slurm"]
+    s = c.AcademySlurmSpawner
+    s.batch_script_file = slurm["batch_script"]
+    s.python_env = slurm["python_env"]
+    s.exec_prefix = slurm["exec_prefix"]
+    # One batched squeue per interval for all servers; JupyterHub's own per-server poll only reads the cache.
+    s.query_interval = float(slurm["poll_interval"])
+    s.startup_query_interval = min(1.0, float(slurm["poll_interval"]))
+    s.poll_interval = float(slurm["poll_interval"])
+    s.start_timeout = slurm["start_timeout"]
+    s.availability_cache_seconds = float(slurm["availability_cache_seconds"])
+    if slurm["homes_dir"]:
+        s.homes_dir = slurm["homes_dir"]
+    # Jobs outlive a hub restart and are re-attached from the database.
+    c.JupyterHub.cleanup_servers = False
+    # Adds "why your last job ended" to the not-running page; hub/templates (set earlier) wins on conflicts.
+    c.JupyterHub.template_paths.append(str(Path(__file__).parent / "templates" / "slurm"))
+
+
+def update_culler(c: Config, cfg: dict) -> None:
+    culler = cfg["culler"]
+    if not culler["enabled"]:
+        return
+    c.JupyterHub.services = [
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={culler['timeout']}",
+                f"--cull-every={culler['every']}",
+            ],
+        }
+    ]
+    c.JupyterHub.load_roles = [
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    ]
+
+
+UPDATERS = [
+    update_hub,
+    update_proxy,
+    update_auth,
+    update_groups,
+    update_spawner,
+    update_local,
+    update_slurm,
+    update_culler,
+]
+
+
+def apply_config(c: Config, cfg: dict) -> Config:
+    """Run every updater in order; the result is what ``jupyterhub_config.py`` hands to the hub."""
+    for update in UPDATERS:
+        update(c, cfg)
+    return c

@@ -1,0 +1,58 @@
+"""``academy doctor``: check the installation and print a readable table; non-zero on any failure."""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from rich.console import Console
+from rich.table import Table
+
+from academy.doctor_checks import (
+    DoctorCheck,
+    check_curriculum,
+    check_port,
+    check_profiles,
+    check_proxy,
+    check_state_dir,
+    check_user_reachable,
+)
+from academy.siteconfig import config_file, load_config
+from academy.validation import ConfigError
+
+
+def backend_checks(cfg: dict) -> list[DoctorCheck]:
+    """Scheduler checks come from the backend's own module, so doctor stays backend-agnostic."""
+    if cfg["backend"] != "slurm":
+        return []
+    module = importlib.import_module("academy.spawners.slurm_doctor")
+    return list(module.check_slurm(cfg))
+
+
+def collect(config: str | None) -> list[DoctorCheck]:
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        return [DoctorCheck("config", False, str(exc))]
+    checks = [DoctorCheck("config", True, f"{config_file(config)} ({cfg['backend']} backend, {cfg['auth']['type']} auth)")]
+    checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_curriculum(cfg), check_user_reachable(cfg)]
+    checks += backend_checks(cfg)
+    return checks
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = collect(args.config)
+    table = Table("check", "status", "detail", title="academy doctor")
+    for check in checks:
+        table.add_row(check.name, "[green]ok[/green]" if check.ok else "[red]FAIL[/red]", check.detail)
+    Console(width=max(100, Console().width)).print(table)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        print(f"academy doctor: {len(failed)} check(s) failed: {', '.join(failed)}")
+        return 1
+    print("academy doctor: all checks passed")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("doctor", help="check config, ports, proxy, state dir and (slurm) the scheduler")
+    p.set_defaults(func=run)

@@ -1,0 +1,133 @@
+"""Pre-flight checks shared by ``academy up`` (refuse to start) and ``academy doctor`` (report)."""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from academy.siteconfig import PROJECT_ROOT
+
+
+@dataclass(frozen=True)
+class DoctorCheck:
+    """One line of the doctor's table."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def find_proxy(cfg: dict) -> str | None:
+    """configurable-http-proxy: the configured path, the project's npm copy, then PATH."""
+    configured = cfg["hub"]["proxy_cmd"]
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    local = Path(cfg.get("_root", PROJECT_ROOT)) / "node_modules" / ".bin" / "configurable-http-proxy"
+    if os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which("configurable-http-proxy")
+
+
+def check_proxy(cfg: dict) -> DoctorCheck:
+    path = find_proxy(cfg)
+    if path:
+        return DoctorCheck("proxy", True, path)
+    return DoctorCheck("proxy", False, "configurable-http-proxy not found: run `make install` (npm install) or set hub.proxy_cmd")
+
+
+def port_in_use(ip: str, port: int) -> str | None:
+    """Why ``ip:port`` cannot be bound, or None when it is free."""
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((ip, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {ip} is already in use (another hub? `academy up` already running?)"
+            return f"cannot bind {ip}:{port}: {exc.strerror}"
+    return None
+
+
+def check_port(cfg: dict) -> DoctorCheck:
+    hub = cfg["hub"]
+    problem = port_in_use(hub["ip"], hub["port"])
+    return DoctorCheck("port", problem is None, problem or f"{hub['ip']}:{hub['port']} is free")
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_state_dir(cfg: dict) -> DoctorCheck:
+    """Writable (or creatable) and, when it exists, not readable by others."""
+    state = Path(cfg["hub"]["state_dir"])
+    if state.exists() and not state.is_dir():
+        return DoctorCheck("state dir", False, f"{state} exists but is not a directory")
+    anchor = state if state.exists() else _nearest_existing(state.parent)
+    if not anchor.is_dir():
+        return DoctorCheck("state dir", False, f"{state}: {anchor} is not a directory")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        return DoctorCheck("state dir", False, f"{state} is not writable by this user ({anchor} denies write)")
+    if state.exists():
+        mode = state.stat().st_mode & 0o777
+        if mode & 0o066:
+            return DoctorCheck("state dir", False, f"{state} is readable or writable by others (mode {mode:o}); chmod 700 it")
+        secret = state / "jupyterhub_cookie_secret"
+        if secret.exists() and secret.stat().st_mode & 0o077:
+            return DoctorCheck("state dir", False, f"{secret} must be mode 600")
+        return DoctorCheck("state dir", True, f"{state} (mode {mode:o})")
+    return DoctorCheck("state dir", True, f"{state} will be created")
+
+
+def check_profiles(cfg: dict) -> DoctorCheck:
+    from academy.profiles import load_profiles
+    from academy.validation import ConfigError
+
+    try:
+        profiles = load_profiles(Path(cfg["profiles_file"]))
+    except ConfigError as exc:
+        return DoctorCheck("profiles", False, str(exc))
+    return DoctorCheck("profiles", True, f"{len(profiles)} profiles: {', '.join(p.slug for p in profiles)}")
+
+
+def check_curriculum(cfg: dict) -> DoctorCheck:
+    source = Path(cfg["curriculum"]["source"])
+    if not source.is_dir():
+        return DoctorCheck("curriculum", False, f"{source} is not a directory")
+    count = len(list(source.glob("*.ipynb")))
+    return DoctorCheck("curriculum", True, f"{count} notebooks in {source}")
+
+
+def untraversable_ancestor(path: Path) -> Path | None:
+    """The first directory on the way to ``path`` that other users cannot enter, if any."""
+    path = Path(path).resolve()
+    for parent in [*reversed(path.parents), path]:
+        if parent.exists() and parent.is_dir() and not parent.stat().st_mode & 0o001:
+            return parent
+    return None
+
+
+def check_user_reachable(cfg: dict) -> DoctorCheck:
+    """Servers run as per-user accounts (local backend as root, and Slurm jobs): they must reach
+    the Python environment, the curriculum and (local) their homes."""
+    import os
+    import sys
+
+    if cfg["backend"] == "local" and os.geteuid() != 0:
+        return DoctorCheck("user access", True, "servers run as this user; nothing to share")
+    paths = [Path(sys.prefix), Path(cfg["curriculum"]["source"])]
+    if cfg["backend"] == "local":
+        paths.append(Path(cfg["local"]["homes_dir"] or Path(cfg["hub"]["state_dir"]) / "homes").parent)
+    for path in paths:
+        blocker = untraversable_ancestor(path)
+        if blocker is not None:
+            return DoctorCheck(
+                "user access", False,
+                f"{blocker} is closed to other users (mode {blocker.stat().st_mode & 0o777:o}), so learner "
+                f"accounts cannot reach {path}; run `chmod o+x {blocker}` or move the project",
+            )
+    return DoctorCheck("user access", True, "environment, curriculum and homes are reachable by learner accounts")

@@ -1,0 +1,132 @@
+"""Site configuration: built-in defaults, deep-merged with the admin's YAML, validated by the schema.
+
+Modelled on TLJH's configurer: a default dict, the site's YAML merged over it, and the
+result validated against ``schema/site.schema.yaml`` (the single source of truth) before
+anything is applied. Paths are resolved against the project root.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from academy.validation import ConfigError, load_yaml, validate
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_ENV = "ACADEMY_CONFIG"
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "hub" / "academy.yaml"
+
+DEFAULTS: dict[str, Any] = {
+    "hub": {
+        "ip": "127.0.0.1",
+        "port": 8000,
+        "hub_port": 0,  # 0: pick a free port next to the proxy at start-up
+        "base_url": "/",
+        "state_dir": ".academy",
+        "proxy_cmd": "",
+        "log_level": "INFO",
+        "title": "AI Factory Academy",
+        "concurrent_spawn_limit": 20,
+        "active_server_limit": 0,
+    },
+    "backend": "local",
+    "auth": {
+        "type": "native",
+        "admin_users": ["admin"],
+        "allowed_users": [],
+        "allow_all": False,
+        "signup": "off",
+        "minimum_password_length": 10,
+    },
+    "groups": {},
+    "profiles_file": "spawner_config/profiles.yaml",
+    "curriculum": {"source": "notebooks", "target": "ai-factory-academy"},
+    "local": {"homes_dir": "", "start_timeout": 60},
+    "slurm": {
+        "batch_script": "spawner_config/slurm.sh.j2",
+        "python_env": str(PROJECT_ROOT / ".venv"),
+        "exec_prefix": "runuser -u {username} --",
+        "poll_interval": 5,
+        "start_timeout": 600,
+        "homes_dir": "",
+        "availability_cache_seconds": 10,
+    },
+    "culler": {"enabled": True, "timeout": 3600, "every": 300},
+}
+
+# Keys whose values are paths relative to the project root.
+PATH_KEYS = [
+    ("hub", "state_dir"),
+    ("hub", "proxy_cmd"),
+    ("profiles_file",),
+    ("curriculum", "source"),
+    ("local", "homes_dir"),
+    ("slurm", "batch_script"),
+    ("slurm", "homes_dir"),
+]
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` with ``override`` merged in; dicts merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def config_file(explicit: str | os.PathLike | None = None) -> Path:
+    """Which file to read: ``--config``, then ``$ACADEMY_CONFIG``, then hub/academy.yaml."""
+    chosen = explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE
+    return Path(chosen).expanduser().resolve()
+
+
+def _resolve_paths(cfg: dict, root: Path) -> None:
+    for keys in PATH_KEYS:
+        node = cfg
+        for k in keys[:-1]:
+            node = node.get(k, {})
+        value = node.get(keys[-1])
+        if value:
+            node[keys[-1]] = str((root / Path(value).expanduser()).resolve())
+
+
+def build_config(site: dict | None, source: str = "<site config>", root: Path = PROJECT_ROOT) -> dict:
+    """Validate the site's own keys first (so errors name *their* paths), then merge and validate."""
+    site = {} if site is None else site
+    if not isinstance(site, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, not {type(site).__name__}")
+    merged = deep_merge(DEFAULTS, site)
+    validate(merged, "site", source)
+    if merged["auth"]["type"] == "oidc" and "oidc" not in merged["auth"]:
+        raise ConfigError(f"{source}: auth.oidc: required when auth.type is oidc")
+    _resolve_paths(merged, root)
+    merged["_source"] = source
+    merged["_root"] = str(root)
+    return merged
+
+
+def load_config(explicit: str | os.PathLike | None = None) -> dict:
+    """Load, merge and validate the site config; raises ``ConfigError`` with one clear line."""
+    path = config_file(explicit)
+    if not path.exists():
+        if explicit or os.environ.get(CONFIG_ENV):
+            raise ConfigError(f"{path}: config file not found")
+        return build_config({}, "<built-in defaults>")
+    return build_config(load_yaml(path), str(path))
+
+
+def resolve_runtime(cfg: dict) -> dict:
+    """Fill in values found on this machine (the proxy binary), keeping the updaters pure."""
+    from academy.doctor_checks import find_proxy
+
+    cfg["hub"]["proxy_cmd"] = find_proxy(cfg) or cfg["hub"]["proxy_cmd"]
+    return cfg
+
+
+def redacted(cfg: dict) -> dict:
+    """The config without private bookkeeping keys, for display."""
+    return {k: v for k, v in cfg.items() if not k.startswith("_")}

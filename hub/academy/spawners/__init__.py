@@ -1,0 +1,1 @@
+"""Spawners: a shared profile picker, the local-process backend and the Slurm backend."""

@@ -1,0 +1,127 @@
+"""The embedded default backend: each user's JupyterLab is a local process with its own home.
+
+No Slurm and no admin-made accounts are needed. When the hub runs as root, every hub
+user gets an automatically created, password-less Unix account (``acad-<name>``) that
+owns its home under the state directory, so learner code never runs as root and
+learners cannot read each other's files or server tokens. When the hub runs as an
+ordinary user (a trainer's laptop), servers run as that user.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from traitlets import Unicode
+
+from academy.home import sync_as_user, sync_curriculum
+from academy.spawners.picker import ProfilePickerMixin
+
+
+class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
+    """Local processes behind the same profile picker as the Slurm backend."""
+
+    homes_dir = Unicode(
+        config=True,
+        help="Parent of the per-user homes (default: <state_dir>/homes).",
+    )
+    account_prefix = Unicode(
+        "acad-",
+        config=True,
+        help="Prefix of the Unix accounts created for hub users when the hub runs as root.",
+    )
+
+    @property
+    def home_dir(self) -> str:
+        return str(Path(self.homes_dir) / self.user.name)
+
+    @property
+    def unix_account(self) -> str:
+        if self._hub_is_root():
+            return f"{self.account_prefix}{self.user.name}"
+        return pwd.getpwuid(os.getuid()).pw_name
+
+    def _ensure_account(self) -> None:
+        """Create the user's Unix account on first spawn (root only)."""
+        name = self.unix_account
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            entry = None
+        if entry is not None:
+            if entry.pw_dir != self.home_dir:
+                # The state dir moved (or was recreated): point the account at its new home.
+                subprocess.run(["usermod", "--home", self.home_dir, name], check=True, capture_output=True, timeout=30)
+            return
+        # The hub username already matched the strict username pattern, and an argument
+        # list (no shell) is used, so nothing user-controlled is interpreted here.
+        subprocess.run(
+            ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", self.home_dir,
+             "--shell", "/bin/bash", "--comment", f"AI Factory Academy user {self.user.name}", name],
+            check=True, capture_output=True, timeout=30,
+        )
+
+    def _prepare_home(self) -> None:
+        homes = Path(self.homes_dir)
+        homes.mkdir(parents=True, exist_ok=True)
+        home = Path(self.home_dir)
+        if self._hub_is_root():
+            # Others may traverse to their own home but not list who else has one.
+            os.chmod(homes, 0o711)
+            self._ensure_account()
+            pw = pwd.getpwnam(self.unix_account)
+            home.mkdir(mode=0o700, exist_ok=True)
+            os.chown(home, pw.pw_uid, pw.pw_gid)
+            os.chmod(home, 0o700)
+        else:
+            home.mkdir(mode=0o700, exist_ok=True)
+
+    def _deliver_curriculum(self) -> None:
+        if not self.curriculum_source:
+            return
+        target = Path(self.home_dir) / self.curriculum_target
+        if self._hub_is_root():
+            report = sync_as_user(
+                Path(self.curriculum_source), target,
+                preexec_fn=set_user_setuid(self.unix_account),
+                env={"PATH": "/usr/bin:/bin", "HOME": self.home_dir},
+            )
+        else:
+            report = sync_curriculum(Path(self.curriculum_source), target)
+        self.log.info(
+            "Curriculum for %s: %d copied, %d updated, %d kept (user changes)",
+            self.user.name, len(report.copied), len(report.updated), len(report.kept_user_changes),
+        )
+
+    async def start(self):
+        self._prepare_home()
+        self._deliver_curriculum()
+        return await super().start()
+
+    def make_preexec_fn(self, name):
+        if self._hub_is_root():
+            return set_user_setuid(self.unix_account)
+        home = self.home_dir
+
+        def preexec():
+            os.chdir(home)
+
+        return preexec
+
+    def user_env(self, env):
+        env["USER"] = self.unix_account if self._hub_is_root() else self.user.name
+        env["HOME"] = self.home_dir
+        env["SHELL"] = "/bin/bash"
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        # The single-user server and kernels come from the hub's own environment.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+        return env
+
+    def move_certs(self, paths):
+        return paths

@@ -1,0 +1,156 @@
+"""``academy up``: check everything, prepare the state directory, then run JupyterHub in the foreground.
+
+Every check that can refuse a start runs before anything is written, so a bad config,
+a busy port or an unwritable state directory exits with one clear line and leaves
+existing state untouched. Ctrl-C (or SIGTERM) stops the hub, which stops the proxy and,
+for the local backend, every server it started; users and their files stay.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from academy.accounts import bootstrap_admin
+from academy.configurer import state_path
+from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable, find_proxy, port_in_use
+from academy.siteconfig import PROJECT_ROOT, config_file, load_config
+from academy.validation import ConfigError
+
+CONFIG_PY = PROJECT_ROOT / "hub" / "jupyterhub_config.py"
+
+
+class StartRefused(RuntimeError):
+    """A pre-flight check failed; the message is the one line shown."""
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def preflight(cfg: dict) -> str:
+    """Refuse early; returns the proxy command. Writes nothing."""
+    hub = cfg["hub"]
+    state = check_state_dir(cfg)
+    if not state.ok:
+        raise StartRefused(state.detail)
+    problem = port_in_use(hub["ip"], hub["port"])
+    if problem:
+        raise StartRefused(problem)
+    for check in (check_proxy(cfg), check_user_reachable(cfg)):
+        if not check.ok:
+            raise StartRefused(check.detail)
+    return find_proxy(cfg)  # type: ignore[return-value]
+
+
+def _secret_file(path: Path, nbytes: int = 32) -> str:
+    """Read or create an owner-only secret file."""
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_hex(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+def prepare_state(cfg: dict) -> dict[str, str]:
+    """Create the state dir and secrets; returns the environment the hub needs."""
+    state = Path(cfg["hub"]["state_dir"])
+    # Everything the hub writes (database with password hashes, logs, secrets) is private.
+    os.umask(0o077)
+    state.mkdir(parents=True, exist_ok=True)
+    # Homes of the local backend live below; their owners need to traverse, not list.
+    os.chmod(state, 0o711 if (os.geteuid() == 0 and cfg["backend"] == "local") else 0o700)
+    for private in ("jupyterhub.sqlite", "jupyterhub.log"):
+        if (state / private).exists():
+            os.chmod(state / private, 0o600)
+    _secret_file(state / "jupyterhub_cookie_secret")
+    proxy_token = _secret_file(state / "proxy_auth_token")
+    return {"CONFIGPROXY_AUTH_TOKEN": proxy_token}
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+        if args.port:
+            cfg["hub"]["port"] = args.port
+        proxy = preflight(cfg)
+    except (ConfigError, StartRefused) as exc:
+        print(f"academy up: {exc}", file=sys.stderr)
+        return 2
+    hub = cfg["hub"]
+    env = {**os.environ, **prepare_state(cfg), "ACADEMY_CONFIG": str(config_file(args.config))}
+    hub_port = hub["hub_port"] or free_port()
+    cmd = [
+        sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_PY),
+        f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hub_port}",
+        f"--JupyterHub.bind_url=http://{hub['ip']}:{hub['port']}{hub['base_url']}",
+    ]
+    credential = None
+    if cfg["auth"]["type"] == "native" and cfg["auth"]["admin_users"]:
+        credential = bootstrap_admin("sqlite:///" + state_path(cfg, "jupyterhub.sqlite"), cfg["auth"]["admin_users"][0])
+    log_path = Path(cfg["hub"]["state_dir"]) / "jupyterhub.log"
+    url = f"http://{hub['ip'] if hub['ip'] not in ('0.0.0.0', '') else 'localhost'}:{hub['port']}{hub['base_url']}"
+    print(f"Starting AI Factory Academy ({cfg['backend']} backend, config {cfg['_source']}); log: {log_path}", flush=True)
+    with open(log_path, "ab") as log:
+        os.chmod(log_path, 0o600)
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cfg["hub"]["state_dir"], start_new_session=True)
+
+        def stop(signum, frame):  # noqa: ARG001
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        if wait_ready(url.rstrip("/") + "/hub/api/", proc, timeout=args.start_timeout):
+            print(f"\nAI Factory Academy is ready: {url}", flush=True)
+            if credential:
+                print(
+                    "\nFirst start: an admin account was created. Its password is shown ONLY NOW"
+                    " (stored hashed; reset it with `academy accounts reset "
+                    f"{credential.username}`):\n  username: {credential.username}\n  password: {credential.password}\n",
+                    flush=True,
+                )
+            print("Press Ctrl-C to stop the hub and every server it started.", flush=True)
+        elif proc.poll() is None:
+            print(f"academy up: the hub did not answer within {args.start_timeout} s; see {log_path}", file=sys.stderr)
+            proc.terminate()
+        rc = proc.wait()
+    if rc not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        print(f"academy up: the hub exited with status {rc}; last log lines:\n  " + "\n  ".join(tail), file=sys.stderr)
+        return 1
+    print("AI Factory Academy stopped.", flush=True)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("up", help="start the hub in the foreground (Ctrl-C stops it)")
+    p.add_argument("--port", type=int, help="public port (overrides hub.port)")
+    p.add_argument("--start-timeout", type=float, default=90, help="seconds to wait for the hub to answer")
+    p.set_defaults(func=run)
