@@ -6,8 +6,12 @@ the real preflight, admin bootstrap and configurable-http-proxy are exercised) a
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
+import shutil
+import string
 import re
 import signal
 import socket
@@ -166,3 +170,43 @@ class HubProcess:
                 return spawner
             time.sleep(0.5)
         raise TimeoutError(f"server of {username} not ready after {timeout} s" + self.log_tail())
+
+
+# --- learners -------------------------------------------------------------------
+_names = itertools.count(1)
+# Distinct per run, so Unix accounts left by an interrupted run never collide.
+_RUN = "".join(random.choices(string.ascii_lowercase, k=4))
+CREATED: list[str] = []
+
+
+def remove_accounts(prefix: str = "acad-") -> None:
+    """Delete the Unix accounts the local backend created for this run's learners."""
+    for name in CREATED:
+        subprocess.run(["userdel", f"{prefix}{name}"], capture_output=True)
+    CREATED.clear()
+
+
+def proxy_available() -> bool:
+    return (REPO / "node_modules" / ".bin" / "configurable-http-proxy").exists() or bool(
+        shutil.which("configurable-http-proxy")
+    )
+
+
+@dataclass
+class Learner:
+    """A native account that has logged in through the form, with its session and API token."""
+
+    name: str
+    password: str
+    session: requests.Session
+    token: str
+
+
+def make_learner(hub: "HubProcess", prefix: str = "learner") -> Learner:
+    name = f"{prefix}-{_RUN}{next(_names)}"
+    CREATED.append(name)
+    password = hub.add_accounts(name)[name]
+    session = hub.login(name, password)
+    return Learner(name, password, session, hub.token_for(session, name))
+
+

@@ -41,6 +41,8 @@ def check_proxy(cfg: dict) -> DoctorCheck:
 def port_in_use(ip: str, port: int) -> str | None:
     """Why ``ip:port`` cannot be bound, or None when it is free."""
     with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the proxy does: connections in TIME_WAIT from a previous run must not count as "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((ip, port))
         except OSError as exc:

@@ -62,6 +62,10 @@ def validate(instance: Any, schema_name: str, source: str) -> None:
     """Raise ``ConfigError`` for the first (deepest, most specific) schema violation."""
     schema = load_schema(schema_name)
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: (-len(e.absolute_path), e.message))
+    # Deepest first; at equal depth an unknown key wins, since a typo also causes "missing".
+    errors = sorted(
+        validator.iter_errors(instance),
+        key=lambda e: (-len(e.absolute_path), e.validator != "additionalProperties", e.message),
+    )
     if errors:
         raise ConfigError(f"{source}: {describe(errors[0])}")

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import make_learner
-from hub_harness import REPO
+from hub_harness import REPO, make_learner
 
 pytestmark = pytest.mark.hub
 

@@ -10,8 +10,7 @@ import pytest
 import requests
 
 from _support import need
-from conftest import make_learner, proxy_available, remove_accounts
-from hub_harness import HubProcess, shared_tmpdir
+from hub_harness import HubProcess, make_learner, proxy_available, remove_accounts, shared_tmpdir
 
 pytestmark = pytest.mark.hub
 

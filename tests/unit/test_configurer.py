@@ -1,0 +1,88 @@
+"""Each update_<area> function on a bare traitlets Config: it only sets what the site config says."""
+from __future__ import annotations
+
+from traitlets.config import Config
+
+from academy import configurer
+from academy.siteconfig import PROJECT_ROOT, build_config
+from academy.validation import load_yaml
+
+
+def apply(site: dict) -> Config:
+    return configurer.apply_config(Config(), build_config(site, "t"))
+
+
+def test_hub_binds_where_configured_and_keeps_state_in_state_dir():
+    """Does update_hub put the DB, cookie secret and pid file in the state dir and bind the URL?"""
+    c = Config()
+    cfg = build_config({"hub": {"ip": "127.0.0.1", "port": 8123, "base_url": "/academy/", "state_dir": "/srv/st"}}, "t")
+    configurer.update_hub(c, cfg)
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8123/academy/"
+    assert c.JupyterHub.db_url == "sqlite:////srv/st/jupyterhub.sqlite"
+    assert c.JupyterHub.cookie_secret_file == "/srv/st/jupyterhub_cookie_secret"
+    assert c.JupyterHub.cleanup_servers is True
+    assert "hub_bind_url" not in c.JupyterHub, "hub_port 0 must leave the choice to `academy up`"
+
+
+def test_slurm_backend_keeps_jobs_across_hub_restarts():
+    """Is cleanup_servers off for Slurm, so a hub restart does not cancel running jobs?"""
+    c = apply({"backend": "slurm"})
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.spawner_class == "academy.spawners.slurm.AcademySlurmSpawner"
+    assert c.AcademySlurmSpawner.profiles_file == str(PROJECT_ROOT / "spawner_config" / "profiles.yaml")
+    assert "AcademyLocalSpawner" not in c
+
+
+def test_local_backend_gets_homes_under_state_and_a_form_note():
+    """Does the local backend get homes under the state dir and tell users GPU fields are ignored?"""
+    c = apply({"hub": {"state_dir": "/srv/st"}})
+    assert c.JupyterHub.spawner_class == "academy.spawners.local.AcademyLocalSpawner"
+    assert c.AcademyLocalSpawner.homes_dir == "/srv/st/homes"
+    assert "ignored" in c.AcademyLocalSpawner.form_note
+    assert c.AcademyLocalSpawner.cmd[0].endswith("jupyterhub-singleuser")
+    assert c.AcademyLocalSpawner.curriculum_source == str(PROJECT_ROOT / "notebooks")
+
+
+def test_native_auth_has_no_default_password_and_locks_out_guessing():
+    """Is native auth bcrypt-backed with sign-up off, strong passwords and login throttling?"""
+    c = apply({})
+    assert c.JupyterHub.authenticator_class == "academy.auth.AcademyNativeAuthenticator"
+    assert c.NativeAuthenticator.enable_signup is False
+    assert c.NativeAuthenticator.minimum_password_length >= 10
+    assert c.NativeAuthenticator.check_common_password is True
+    assert c.NativeAuthenticator.allowed_failed_logins > 0
+    assert c.Authenticator.admin_users == {"admin"}
+    assert "password" not in str(c.Authenticator).lower()
+
+
+def test_oidc_maps_provider_settings_and_reads_secret_from_env_only():
+    """Does OIDC configure GenericOAuthenticator, with group-managed profiles, and never carry the secret?"""
+    data = load_yaml(PROJECT_ROOT / "hub" / "academy.full-example.yaml")
+    c = configurer.apply_config(Config(), build_config(data, "full"))
+    g = c.GenericOAuthenticator
+    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert g.client_id == "academy-hub"
+    assert g.username_claim == "preferred_username"
+    assert g.auth_state_groups_key == "oauth_user.eduperson_entitlement"
+    assert g.manage_groups is True
+    assert g.allowed_groups == {"ai-factory-academy"} and g.admin_groups == {"ai-factory-trainers"}
+    assert "client_secret" not in g, "the secret comes from $ACADEMY_OIDC_SECRET via OAuthenticator, not the YAML"
+
+
+def test_groups_and_culler():
+    """Are YAML groups loaded and is the idle culler a service with only the scopes it needs?"""
+    c = apply({"groups": {"workshop": ["ann", "bob"]}, "culler": {"timeout": 1800, "every": 60}})
+    assert c.JupyterHub.load_groups == {"workshop": {"users": ["ann", "bob"]}}
+    (service,) = c.JupyterHub.services
+    assert "--timeout=1800" in service["command"] and "--cull-every=60" in service["command"]
+    (role,) = c.JupyterHub.load_roles
+    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+    assert "services" not in apply({"culler": {"enabled": False}}).JupyterHub
+
+
+def test_updaters_only_set_values():
+    """Do the updaters leave unrelated config untouched (they only set, never reset)?"""
+    c = Config()
+    c.JupyterHub.some_admin_override = 42
+    configurer.apply_config(c, build_config({}, "t"))
+    assert c.JupyterHub.some_admin_override == 42
