@@ -11,6 +11,7 @@ SUBCOMMANDS = [
     "academy.up",
     "academy.doctor",
     "academy.accounts",
+    "academy.schemadoc",
     "academy.curriculum.cli",
     "academy.course.cli",
 ]

@@ -20,12 +20,18 @@ from academy.siteconfig import config_file, load_config
 from academy.validation import ConfigError
 
 
+SLURM_CHECKS = "academy.spawners.slurm_doctor"
+
+
 def backend_checks(cfg: dict) -> list[DoctorCheck]:
     """Scheduler checks come from the backend's own module, so doctor stays backend-agnostic."""
     if cfg["backend"] != "slurm":
         return []
-    module = importlib.import_module("academy.spawners.slurm_doctor")
-    return list(module.check_slurm(cfg))
+    try:
+        module = importlib.import_module(SLURM_CHECKS)
+        return list(module.check_slurm(cfg))
+    except Exception as exc:  # a broken backend must show up as a failed check, not a traceback
+        return [DoctorCheck("slurm", False, f"Slurm checks could not run: {type(exc).__name__}: {exc}")]
 
 
 def collect(config: str | None) -> list[DoctorCheck]:

@@ -1,0 +1,60 @@
+# AI Factory Academy: `make up` runs it, `make test` tests it. Everything installs from the
+# project's own files: Debian packages (as root), a virtual environment, and npm.
+SHELL := /bin/bash
+VENV ?= .venv
+SYSTEM_PYTHON ?= /usr/bin/python3
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+# Packages `make up` needs: venv support and Node.js for configurable-http-proxy.
+APT_RUN := python3 python3-venv python3-dev nodejs npm
+# And what the tests drive for real: Chromium, a one-node Slurm, the grading sandbox.
+APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
+
+.PHONY: help up install install-test system-run system-test test test-fast doctor clean
+
+help:
+	@echo "make up         install everything and start the hub on http://127.0.0.1:8000"
+	@echo "make test       install everything the tests need and run the whole suite"
+	@echo "make test-fast  unit tests only (no hub, Slurm, browser or kernels)"
+	@echo "make doctor     check the installation"
+
+up: install
+	$(VENV)/bin/academy up
+
+doctor: install
+	$(VENV)/bin/academy doctor
+
+# Debian packages: installed when running as root, otherwise only checked.
+system-run:
+	@./.ci/apt-install $(APT_RUN)
+
+system-test: system-run
+	@./.ci/apt-install $(APT_TEST)
+
+$(VENV)/.installed-run: pyproject.toml constraints.txt | system-run
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[ai]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-run
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[ai,test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json | system-run
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed-run node_modules/.installed
+
+install-test: system-test $(VENV)/.installed-test node_modules/.installed
+
+test: install-test
+	./.ci/shared-access
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed-test
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules test-output .pytest_cache

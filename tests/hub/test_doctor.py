@@ -1,0 +1,82 @@
+"""`academy doctor`: a readable table, exit 0 when healthy, non-zero naming what is wrong."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from _support import need
+from hub_harness import REPO, free_port, proxy_available, shared_tmpdir
+
+pytestmark = pytest.mark.hub
+
+
+def doctor(config):
+    return subprocess.run(
+        [sys.executable, "-m", "academy", "--config", str(config), "doctor"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+
+
+@pytest.fixture
+def work():
+    path = shared_tmpdir("doctor")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write(work, port, **extra):
+    cfg = {"hub": {"port": port, "state_dir": str(work / "state")}, **extra}
+    path = work / "academy.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_healthy_install_passes_every_check(work):
+    """Does a sane local install pass, with each check named in the table?"""
+    need(proxy_available(), "configurable-http-proxy (npm install)")
+    proc = doctor(write(work, free_port()))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("config", "port", "proxy", "state dir", "profiles", "curriculum", "user access"):
+        assert name in proc.stdout
+    assert "all checks passed" in proc.stdout
+
+
+def test_busy_port_and_bad_profiles_fail_with_reasons(work):
+    """Does doctor exit non-zero and say which checks failed and why?"""
+    bad_profiles = work / "profiles.yaml"
+    bad_profiles.write_text("profiles:\n  - slug: Bad Slug\n")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        proc = doctor(write(work, holder.getsockname()[1], profiles_file=str(bad_profiles)))
+    assert proc.returncode == 1
+    assert "already in use" in proc.stdout
+    assert "profiles[0]" in proc.stdout
+    assert "check(s) failed" in proc.stdout and "port" in proc.stdout.splitlines()[-1]
+
+
+def test_invalid_config_is_reported_not_raised(work):
+    """Is a broken config one failed check with the key path, not a traceback?"""
+    path = work / "academy.yaml"
+    path.write_text("hub:\n  port: eighty\n")
+    proc = doctor(path)
+    assert proc.returncode == 1
+    assert "hub.port" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_slurm_backend_without_a_controller_fails_the_scheduler_check(work):
+    """With backend slurm and no reachable controller, does doctor fail the Slurm check rather than pass?"""
+    path = write(work, free_port(), backend="slurm")
+    env_conf = work / "missing-slurm.conf"
+    proc = subprocess.run(
+        [sys.executable, "-m", "academy", "--config", str(path), "doctor"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "SLURM_CONF": str(env_conf)},
+    )
+    assert proc.returncode == 1, proc.stdout
+    assert "slurm" in proc.stdout.lower()
