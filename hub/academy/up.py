@@ -49,6 +49,10 @@ def preflight(cfg: dict) -> str:
     for check in (check_proxy(cfg), check_user_reachable(cfg)):
         if not check.ok:
             raise StartRefused(check.detail)
+    if cfg["auth"]["type"] == "oidc":
+        var = cfg["auth"]["oidc"]["client_secret_env"]
+        if not os.environ.get(var):
+            raise StartRefused(f"auth.oidc.client_secret_env: environment variable {var} is not set")
     return find_proxy(cfg)  # type: ignore[return-value]
 
 
@@ -105,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     hub = cfg["hub"]
     env = {**os.environ, **prepare_state(cfg), "ACADEMY_CONFIG": str(config_file(args.config))}
+    if cfg["auth"]["type"] == "oidc":
+        # OAuthenticator reads its secret from OAUTH_CLIENT_SECRET; the YAML only names the variable.
+        env["OAUTH_CLIENT_SECRET"] = os.environ[cfg["auth"]["oidc"]["client_secret_env"]]
     hub_port = hub["hub_port"] or free_port()
     cmd = [
         sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_PY),

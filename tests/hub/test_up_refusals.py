@@ -100,3 +100,15 @@ def test_unwritable_state_dir_is_refused(site):
     before = snapshot(site / "state")
     proc = run_up(write(site, valid(site, free_port())), user="nobody")
     assert_refused(proc, site, before, "is not writable by this user")
+
+
+def test_sso_without_its_secret_is_refused(site):
+    """Does an OIDC site whose client-secret variable is unset refuse to start, naming the variable?"""
+    before = snapshot(site / "state")
+    cfg = yaml.safe_load(valid(site, free_port()))
+    cfg["auth"] = {"type": "oidc", "oidc": {
+        "client_id": "x", "client_secret_env": "ACADEMY_SECRET_THAT_IS_NOT_SET",
+        "authorize_url": "https://idp.example.org/a", "token_url": "https://idp.example.org/t",
+        "userdata_url": "https://idp.example.org/u"}}
+    proc = run_up(write(site, yaml.safe_dump(cfg)))
+    assert_refused(proc, site, before, "ACADEMY_SECRET_THAT_IS_NOT_SET is not set")
