@@ -123,7 +123,9 @@ def check_user_reachable(cfg: dict) -> DoctorCheck:
         return DoctorCheck("user access", True, "servers run as this user; nothing to share")
     paths = [Path(sys.prefix), Path(cfg["curriculum"]["source"])]
     if cfg["backend"] == "local":
-        paths.append(Path(cfg["local"]["homes_dir"] or Path(cfg["hub"]["state_dir"]) / "homes").parent)
+        # The state dir and default homes are ours: `academy up` sets their modes itself.
+        homes = cfg["local"]["homes_dir"]
+        paths.append(Path(homes).parent if homes else Path(cfg["hub"]["state_dir"]).parent)
     for path in paths:
         blocker = untraversable_ancestor(path)
         if blocker is not None:
