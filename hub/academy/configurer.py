@@ -103,6 +103,8 @@ def update_groups(c: Config, cfg: dict) -> None:
 def update_spawner(c: Config, cfg: dict) -> None:
     c.JupyterHub.spawner_class = SPAWNER_CLASSES[cfg["backend"]]
     c.Spawner.default_url = "/lab"
+    # Learner servers get our Jupyter settings (no instructor panels; see hub/singleuser/README.md).
+    c.Spawner.environment = {"JUPYTER_CONFIG_PATH": str(Path(cfg["_root"]) / "hub" / "singleuser")}
     c.Spawner.http_timeout = 60
     section = c[spawner_section(cfg)]
     section.profiles_file = cfg["profiles_file"]

@@ -82,14 +82,17 @@ def test_learner_logs_in_picks_profile_and_runs_a_cell(hub, browser):
     assert r.status_code == 201, r.text
     page.goto(f"{hub.url}/user/{learner.name}/lab/tree/first-steps.ipynb")
     cell = page.locator(".jp-Notebook .jp-CodeCell").first
-    cell.wait_for()
-    # Wait for the kernel before running, or the run is queued behind "Connecting".
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-mod-idle, [data-status='idle']", timeout=120_000)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
-    output = page.locator(".jp-OutputArea-output", has_text="answer 42")
-    output.wait_for(timeout=120_000)
-    shot(page, "04-cell-ran")
+    try:
+        cell.wait_for()
+        # The status bar says "Idle" once the kernel is up; running earlier only queues the cell.
+        page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=180_000)
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        output = page.locator(".jp-OutputArea-output", has_text="answer 42")
+        output.wait_for(timeout=180_000)
+    finally:
+        shot(page, "04-cell-ran")
     assert "answer 42" in output.first.inner_text()
+    assert page.locator("text=Create Assignment").count() == 0, "learners must not see nbgrader's instructor panels"
     page.close()
     hub.api("DELETE", f"/users/{learner.name}/server", learner.token)

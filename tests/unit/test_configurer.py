@@ -41,6 +41,7 @@ def test_local_backend_gets_homes_under_state_and_a_form_note():
     assert "ignored" in c.AcademyLocalSpawner.form_note
     assert c.AcademyLocalSpawner.cmd[0].endswith("jupyterhub-singleuser")
     assert c.AcademyLocalSpawner.curriculum_source == str(PROJECT_ROOT / "notebooks")
+    assert c.Spawner.environment["JUPYTER_CONFIG_PATH"] == str(PROJECT_ROOT / "hub" / "singleuser")
 
 
 def test_native_auth_has_no_default_password_and_locks_out_guessing():
