@@ -6,6 +6,7 @@ the real preflight, admin bootstrap and configurable-http-proxy are exercised) a
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -210,3 +211,18 @@ def make_learner(hub: "HubProcess", prefix: str = "learner") -> Learner:
     return Learner(name, password, session, hub.token_for(session, name))
 
 
+
+
+@contextlib.contextmanager
+def running_hub(prefix: str, site: dict | None = None):
+    """A started hub in its own traversable temp dir; stopped, removed and de-accounted afterwards."""
+    from _support import need
+
+    need(proxy_available(), "configurable-http-proxy (npm install)")
+    h = HubProcess(shared_tmpdir(prefix), site=site or {}).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+        shutil.rmtree(h.workdir, ignore_errors=True)
+        remove_accounts()

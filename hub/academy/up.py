@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         if args.port:
             cfg["hub"]["port"] = args.port
-        proxy = preflight(cfg)
+        preflight(cfg)
     except (ConfigError, StartRefused) as exc:
         print(f"academy up: {exc}", file=sys.stderr)
         return 2

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 import requests
 
 from _support import need
-from hub_harness import REPO, HubProcess, make_learner, proxy_available, remove_accounts, shared_tmpdir
+from hub_harness import REPO, make_learner, running_hub
 
 pytestmark = pytest.mark.browser
 
@@ -34,12 +32,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def hub():
-    need(proxy_available(), "configurable-http-proxy (npm install)")
-    h = HubProcess(shared_tmpdir("browser")).start()
-    yield h
-    h.stop()
-    shutil.rmtree(h.workdir, ignore_errors=True)
-    remove_accounts()
+    with running_hub("browser") as h:
+        yield h
 
 
 def shot(page, name):

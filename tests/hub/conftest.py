@@ -1,22 +1,15 @@
 """Fixtures for tests against a real hub (local backend) with the real configurable-http-proxy."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from _support import need
-from hub_harness import HubProcess, Learner, make_learner, proxy_available, remove_accounts, shared_tmpdir
+from hub_harness import Learner, make_learner, running_hub
 
 
 @pytest.fixture(scope="module")
 def hub():
-    need(proxy_available(), "configurable-http-proxy (npm install)")
-    h = HubProcess(shared_tmpdir("hub")).start()
-    yield h
-    h.stop()
-    shutil.rmtree(h.workdir, ignore_errors=True)
-    remove_accounts()
+    with running_hub("hub") as h:
+        yield h
 
 
 @pytest.fixture(autouse=True)

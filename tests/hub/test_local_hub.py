@@ -5,12 +5,11 @@ import os
 import pwd
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from hub_harness import REPO, make_learner
+from hub_harness import REPO, make_learner, running_hub
 
 pytestmark = pytest.mark.hub
 
@@ -138,19 +137,13 @@ def test_one_users_token_cannot_reach_another_users_server_or_files(hub, learner
 
 def test_oidc_login_page_offers_the_institutional_login(monkeypatch):
     """With auth.type oidc, does the real hub start and send the login button to the identity provider?"""
-    import shutil
-
-    from hub_harness import HubProcess, shared_tmpdir
-
     monkeypatch.setenv("ACADEMY_TEST_OIDC_SECRET", "not-a-real-secret")
     oidc = {
         "client_id": "academy-test", "client_secret_env": "ACADEMY_TEST_OIDC_SECRET",
         "authorize_url": "https://idp.example.org/authorize", "token_url": "https://idp.example.org/token",
         "userdata_url": "https://idp.example.org/userinfo", "login_service": "SURF Research Access Management",
     }
-    h = HubProcess(shared_tmpdir("oidc"), site={"auth": {"type": "oidc", "admin_users": ["admin"], "oidc": oidc}})
-    h.start()
-    try:
+    with running_hub("oidc", site={"auth": {"type": "oidc", "admin_users": ["admin"], "oidc": oidc}}) as h:
         assert h.admin_password is None, "SSO sites must not get a local admin password"
         page = requests.get(f"{h.url}/hub/login", timeout=30)
         assert "Sign in with SURF Research Access Management" in page.text
@@ -158,6 +151,3 @@ def test_oidc_login_page_offers_the_institutional_login(monkeypatch):
         assert r.status_code == 302
         assert r.headers["Location"].startswith("https://idp.example.org/authorize?")
         assert "client_id=academy-test" in r.headers["Location"]
-    finally:
-        h.stop()
-        shutil.rmtree(h.workdir, ignore_errors=True)

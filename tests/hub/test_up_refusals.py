@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from _support import need
-from hub_harness import REPO, free_port, shared_tmpdir
+from hub_harness import free_port, shared_tmpdir
 
 pytestmark = pytest.mark.hub
 
