@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_PY),
         f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hub_port}",
         f"--JupyterHub.bind_url=http://{hub['ip']}:{hub['port']}{hub['base_url']}",
+        # The proxy's REST API would default to 8001 on every hub; a free port keeps a trainer's
+        # second hub (or a test hub) from taking over this one's routes.
+        f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
     ]
     credential = None
     if cfg["auth"]["type"] == "native" and cfg["auth"]["admin_users"]:
