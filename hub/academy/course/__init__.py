@@ -1,0 +1,8 @@
+"""The graded course: nbgrader's course layout, gradebook and preprocessors, driven through nbgrader's
+Python API, with a permission-checked exchange, sandboxed student code and parallel autograding.
+
+Modules: layout (paths), roster (hub group), exchange (release/submit/collect/feedback folders),
+release, sandbox (policy) and kernel (sandboxed Execute), worker (grade one submission), pool (local
+backend), slurm (job-array backend), merge (single gradebook writer), autograde (orchestration),
+hidden (hidden tests kept out of feedback), feedback, reports, export, status, cli.
+"""

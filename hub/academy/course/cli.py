@@ -1,0 +1,245 @@
+"""``academy course …``: the graded-course pipeline on the command line (progress bars, summary tables).
+
+Sub-commands: setup (root: grader account, exchange, roster), release, fetch and submit (students),
+collect, autograde (``--jobs N``, ``--backend local|slurm``), feedback, export, status.  Every command
+takes ``--course-dir``, ``--state-dir``, ``--exchange-dir`` and ``--db-url`` so tests and trainers can
+point it anywhere; errors are one clear line and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .layout import CourseLayout, LayoutError, check_id, resolve
+
+console = Console()
+
+
+def _layout(args) -> CourseLayout:
+    return resolve(args.course_dir, args.state_dir, args.exchange_dir, args.db_url)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def cmd_setup(args) -> int:
+    from . import exchange, roster, sandbox
+    layout = _layout(args)
+    layout.ensure()
+    user = sandbox.ensure_account(args.grader_user)
+    members = roster.Roster()
+    if args.students:
+        members = roster.from_list(args.students)
+    elif args.hub_group:
+        members = roster.from_hub(args.hub_url, args.hub_group)
+    skipped = exchange.setup(layout, members.students)
+    from nbgrader.api import Gradebook
+    with Gradebook(layout.db_url, layout.course_id) as gb:
+        for student in members.students:
+            gb.update_or_create_student(student)
+    console.print(f"grader account {user.name} (uid {user.uid}); exchange {exchange.course_root(layout)}; "
+                  f"{len(members.students) - len(skipped)} student folders")
+    for student in skipped:
+        console.print(f"[yellow]no Unix account {student!r}: no exchange folder made[/]")
+    return 0
+
+
+def cmd_release(args) -> int:
+    from .release import release
+    result = release(_layout(args), args.assignment, publish=not args.no_publish)
+    where = result.published_to or result.release_dir
+    console.print(f"released {result.assignment}: {', '.join(result.notebooks)} -> {where}")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from .exchange import fetch
+    dest = fetch(_layout(args), args.assignment, Path(args.dest or os.getcwd()))
+    console.print(f"fetched {args.assignment} into {dest}")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from .exchange import submit
+    src = Path(args.path or Path(os.getcwd()) / args.assignment)
+    dest = submit(_layout(args), args.assignment, src)
+    console.print(f"submitted {sorted(p.name for p in src.iterdir() if p.is_file())} ({dest.name}); "
+                  "the submission time is recorded by the system when your trainer collects")
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from .exchange import ExchangeError, collect_one, inbound_students
+    layout = _layout(args)
+    layout.ensure()
+    check_id(args.assignment, "assignment")
+    students = args.students.split(",") if args.students else inbound_students(layout)
+    table = Table("student", "submitted at (system time)", "files", title=f"collect {args.assignment}")
+    errors = 0
+    with _progress() as bar:
+        task = bar.add_task("collecting", total=len(students))
+        for student in students:
+            check_id(student, "student id")
+            try:
+                receipt = collect_one(layout, args.assignment, student)
+                if receipt:
+                    table.add_row(student, receipt.submitted_at, str(len(receipt.files)))
+            except ExchangeError as exc:
+                errors += 1
+                table.add_row(student, f"[red]{exc}[/]", "")
+            bar.advance(task)
+    console.print(table)
+    return 1 if errors else 0
+
+
+def _settings(args) -> dict:
+    settings = {}
+    if args.cell_timeout is not None:
+        settings["Execute.timeout"] = args.cell_timeout
+    if args.notebook_timeout is not None:
+        settings["SandboxKernelManager.notebook_time_limit"] = args.notebook_timeout
+    if args.memory_mb is not None:
+        settings["SandboxPolicy.memory_limit"] = args.memory_mb * 1024 * 1024
+    if args.sandbox_user:
+        settings["SandboxKernelManager.sandbox_user"] = check_id(args.sandbox_user, "sandbox user")
+    return settings
+
+
+def cmd_autograde(args) -> int:
+    from .autograde import AutogradeRequest, autograde
+    layout = _layout(args)
+    request = AutogradeRequest(assignment=args.assignment, jobs=args.jobs, backend=args.backend,
+                               students=args.students.split(",") if args.students else [],
+                               settings=_settings(args))
+    with _progress() as bar:
+        task = bar.add_task(f"autograde {args.assignment} ({args.backend}, {args.jobs} jobs)", total=None)
+        done = autograde(layout, request, on_start=lambda n: bar.update(task, total=n),
+                         on_report=lambda r: bar.advance(task))
+    table = Table("student", "status", "score", "seconds", "message", title=f"autograde {args.assignment}")
+    for r in done:
+        colour = "green" if r.status == "graded" else "red"
+        table.add_row(r.student, f"[{colour}]{r.status}[/]", f"{r.score:g}/{r.max_score:g}", f"{r.seconds:.1f}",
+                      r.message)
+    console.print(table)
+    failed = sum(r.status != "graded" for r in done)
+    console.print(f"{len(done) - failed} graded, {failed} failed (failed submissions score 0 and are flagged)")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from .feedback import feedback
+    with _progress() as bar:
+        task = bar.add_task(f"feedback {args.assignment}", total=None)
+        results = feedback(_layout(args), args.assignment, send=not args.no_return,
+                           on_result=lambda r: bar.advance(task))
+    table = Table("student", "status", "message", title=f"feedback {args.assignment}")
+    for r in results:
+        table.add_row(r.student, r.status, r.message)
+    console.print(table)
+    return 1 if any(r.status in {"failed", "withheld"} for r in results) else 0
+
+
+def cmd_export(args) -> int:
+    from .export import export
+    layout = _layout(args)
+    grades, tests = export(layout, Path(args.out or layout.state_dir / "export"), args.assignment)
+    console.print(f"wrote {grades} and {tests}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .status import assignment_status, course_status
+    layout = _layout(args)
+    rows = [assignment_status(layout, args.assignment)] if args.assignment else course_status(layout)
+    table = Table("assignment", "released", "in exchange", "collected", "graded", "failed", "feedback",
+                  "mean score", title=f"course {layout.course_id}")
+    for s in rows:
+        table.add_row(s.assignment, "yes" if s.released else "no", "-" if s.submitted is None else str(s.submitted),
+                      str(s.collected), str(s.graded), str(s.failed), str(s.feedback),
+                      "-" if s.mean_score is None else f"{s.mean_score:g}/{s.max_score:g}")
+    console.print(table)
+    return 0
+
+
+def _run(func):
+    def wrapped(args) -> int:
+        from .exchange import ExchangeError
+        from .release import ReleaseError
+        from .roster import RosterError
+        from .sandbox import SandboxError
+        try:
+            return func(args)
+        except (LayoutError, ExchangeError, ReleaseError, RosterError, SandboxError, PermissionError,
+                FileNotFoundError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return 2
+    return wrapped
+
+
+def register(subparsers) -> None:
+    course = subparsers.add_parser("course", help="the graded nbgrader course: release, grade, feedback")
+    course.add_argument("--course-dir", help="course files (default: <repo>/course or $ACADEMY_COURSE_DIR)")
+    course.add_argument("--state-dir", help="state directory (default: $ACADEMY_STATE_DIR or <repo>/.academy)")
+    course.add_argument("--exchange-dir", help="shared exchange (default: $ACADEMY_EXCHANGE_DIR or /srv/academy/exchange)")
+    course.add_argument("--db-url", help="gradebook SQLAlchemy URL (default: SQLite in the state directory)")
+    sub = course.add_subparsers(dest="course_command", metavar="STEP")
+    sub.required = True
+
+    p = sub.add_parser("setup", help="root: create the grader account, exchange folders and roster")
+    p.add_argument("--grader-user", default="academy-grader", help="unprivileged account that runs student code")
+    p.add_argument("--students", help="comma-separated student ids (instead of a hub group)")
+    p.add_argument("--hub-group", help="hub group whose members are the students")
+    p.add_argument("--hub-url", default="http://127.0.0.1:8000", help="hub base URL for --hub-group")
+    p.set_defaults(func=_run(cmd_setup))
+
+    p = sub.add_parser("release", help="generate the student version, check for hidden-test leaks, publish")
+    p.add_argument("assignment")
+    p.add_argument("--no-publish", action="store_true", help="generate and check only")
+    p.set_defaults(func=_run(cmd_release))
+
+    p = sub.add_parser("fetch", help="student: copy a released assignment into the current folder")
+    p.add_argument("assignment")
+    p.add_argument("--dest", help="folder to fetch into (default: current folder)")
+    p.set_defaults(func=_run(cmd_fetch))
+
+    p = sub.add_parser("submit", help="student: submit ./ASSIGNMENT (or --path)")
+    p.add_argument("assignment")
+    p.add_argument("--path", help="folder to submit (default: ./ASSIGNMENT)")
+    p.set_defaults(func=_run(cmd_submit))
+
+    p = sub.add_parser("collect", help="root: copy submissions in with a system-taken timestamp")
+    p.add_argument("assignment")
+    p.add_argument("--students", help="comma-separated ids (default: everyone with an exchange folder)")
+    p.set_defaults(func=_run(cmd_collect))
+
+    p = sub.add_parser("autograde", help="grade collected submissions in parallel, sandboxed")
+    p.add_argument("assignment")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    p.add_argument("--backend", choices=["local", "slurm"], default="local",
+                   help="local process pool (default) or a Slurm job array")
+    p.add_argument("--students", help="comma-separated ids (default: every collected submission)")
+    p.add_argument("--cell-timeout", type=int, help="seconds per cell (nbgrader Execute.timeout)")
+    p.add_argument("--notebook-timeout", type=int, help="wall-clock seconds per notebook")
+    p.add_argument("--memory-mb", type=int, help="memory limit of each kernel in MiB")
+    p.add_argument("--sandbox-user", help="account that runs student code (default: academy-grader)")
+    p.set_defaults(func=_run(cmd_autograde))
+
+    p = sub.add_parser("feedback", help="generate feedback without hidden tests and return it")
+    p.add_argument("assignment")
+    p.add_argument("--no-return", action="store_true", help="generate only, do not return through the exchange")
+    p.set_defaults(func=_run(cmd_feedback))
+
+    p = sub.add_parser("export", help="grades.csv (per student and assignment) and tests.csv (per test)")
+    p.add_argument("--assignment", help="only this assignment")
+    p.add_argument("--out", help="output folder (default: <state>/export)")
+    p.set_defaults(func=_run(cmd_export))
+
+    p = sub.add_parser("status", help="how far each assignment has come through the pipeline")
+    p.add_argument("assignment", nargs="?")
+    p.set_defaults(func=_run(cmd_status))

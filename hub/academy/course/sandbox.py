@@ -1,0 +1,194 @@
+"""The grading sandbox policy: which user, which limits and which bubblewrap view a student's kernel gets.
+
+Student code runs as an unprivileged account (``academy-grader`` locally, the student's own uid under
+Slurm) inside a bubblewrap (``bwrap``) mount namespace that contains only the system runtime (``/usr``,
+the Python environment, a few files of ``/etc``), a private copy of that one submission at
+``/submission`` and a socket directory.  The repository checkout, the state directory (gradebook,
+submissions, autograded copies), the source/solution notebooks and every home directory simply do not
+exist in that view, so nothing depends on file permissions (the checkout is world-readable).  The
+network, IPC, PID and UTS namespaces are private; the kernel talks to the grader over ZeroMQ ``ipc``
+sockets in a directory bound at the same path on both sides.
+
+Limits are kernel rlimits set with ``prlimit`` before the privilege drop, so they survive it: address
+space (memory), processes, file size, open files, CPU seconds and no core dumps.  Wall-clock limits
+per cell and per notebook are enforced from outside by :mod:`academy.course.kernel`.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from traitlets import Bool, Integer, List, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+#: Where the submission's private working copy appears inside the sandbox.
+SANDBOX_WORKDIR = "/submission"
+
+# Environment the kernel sees: nothing of the grader's environment leaks in (hub tokens, paths).
+_FIXED_ENV = {
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "MPLBACKEND": "Agg",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    # One thread per kernel: parallel grading already uses every core, and BLAS thread pools
+    # reserve address space that would count against the memory limit.
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+@dataclass(frozen=True)
+class SandboxUser:
+    """The account a kernel runs as."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot be set up as configured (missing tool, missing account, not root)."""
+
+
+class SandboxPolicy(Configurable):
+    """Limits and filesystem view for one student kernel."""
+
+    user = Unicode(
+        "academy-grader",
+        help="Unprivileged account that runs student kernels locally (created by `academy course setup`).",
+    ).tag(config=True)
+    memory_limit = Integer(
+        2 * 1024**3, help="Address-space limit (RLIMIT_AS) of the kernel, in bytes; a memory bomb gets MemoryError."
+    ).tag(config=True)
+    max_processes = Integer(
+        256, help="RLIMIT_NPROC for the sandbox account (threads count too); stops fork bombs."
+    ).tag(config=True)
+    max_file_size = Integer(
+        64 * 1024**2, help="Largest file the kernel may write (RLIMIT_FSIZE), in bytes."
+    ).tag(config=True)
+    max_open_files = Integer(512, help="RLIMIT_NOFILE of the kernel.").tag(config=True)
+    cpu_time_limit = Integer(
+        600, help="CPU seconds one kernel may use in total (RLIMIT_CPU); the kernel is killed beyond it."
+    ).tag(config=True)
+    share_network = Bool(
+        False, help="Let student code reach the network (off: private network namespace with loopback only)."
+    ).tag(config=True)
+    bwrap = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)
+    etc_files = List(
+        Unicode(),
+        default_value=[
+            "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ld.so.cache", "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives", "/etc/ssl", "/etc/mime.types",
+            "/etc/fonts", "/etc/matplotlibrc",
+        ],
+        help="Files under /etc made visible read-only (missing ones are skipped); never secrets.",
+    ).tag(config=True)
+    extra_ro_binds = List(
+        Unicode(), help="Further host paths to show read-only at the same path (e.g. a shared dataset)."
+    ).tag(config=True)
+
+    @validate("memory_limit", "max_processes", "max_file_size", "max_open_files", "cpu_time_limit")
+    def _positive(self, proposal):
+        if proposal["value"] <= 0:
+            raise TraitError(f"SandboxPolicy.{proposal['trait'].name} must be positive, got {proposal['value']}")
+        return proposal["value"]
+
+    @validate("extra_ro_binds")
+    def _absolute(self, proposal):
+        for path in proposal["value"]:
+            if not os.path.isabs(path):
+                raise TraitError(f"SandboxPolicy.extra_ro_binds entries must be absolute paths, got {path!r}")
+        return proposal["value"]
+
+    def resolve_user(self, name: str | None = None) -> SandboxUser:
+        """Look the account up; running it as another user needs root, so say so early."""
+        name = name or self.user
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise SandboxError(
+                f"sandbox account {name!r} does not exist; run `academy course setup` as root to create it"
+            ) from None
+        if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+            raise SandboxError(f"running kernels as {name!r} needs root (or set the sandbox user to yourself)")
+        if entry.pw_uid == 0:
+            raise SandboxError("refusing to run student code as root")
+        return SandboxUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+    def check_tools(self) -> None:
+        for tool in (self.bwrap, "prlimit", "setpriv"):
+            if shutil.which(tool) is None:
+                raise SandboxError(f"{tool!r} not found; install Debian packages bubblewrap and util-linux")
+
+    def limits_prefix(self) -> list[str]:
+        return [
+            "prlimit",
+            f"--as={self.memory_limit}",
+            f"--nproc={self.max_processes}",
+            f"--fsize={self.max_file_size}",
+            f"--nofile={self.max_open_files}",
+            f"--cpu={self.cpu_time_limit}",
+            "--core=0",
+            "--",
+        ]
+
+    def _runtime_binds(self) -> list[str]:
+        args: list[str] = ["--ro-bind", "/usr", "/usr"]
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(top):
+                args += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                args += ["--ro-bind", top, top]
+        prefixes = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+        for prefix in sorted(prefixes):
+            if prefix != "/usr" and not prefix.startswith("/usr/"):
+                args += ["--ro-bind", prefix, prefix]
+        for path in list(self.etc_files) + list(self.extra_ro_binds):
+            if os.path.exists(path):
+                args += ["--ro-bind", path, path]
+        return args
+
+    def command(self, inner: list[str], *, user: SandboxUser, workdir: str, ipc_dir: str,
+                env: dict[str, str] | None = None) -> list[str]:
+        """The full argv: rlimits, privilege drop, bubblewrap, then ``inner`` inside the sandbox."""
+        environment = dict(_FIXED_ENV)
+        environment["PATH"] = f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin"
+        environment["USER"] = environment["LOGNAME"] = user.name
+        environment.update(env or {})
+        drop: list[str] = []
+        if os.geteuid() != user.uid:
+            drop = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
+                    "--inh-caps=-all", "--"]
+        bw = [self.bwrap, "--unshare-all", "--unshare-user"]
+        if self.share_network:
+            bw.append("--share-net")
+        bw += ["--die-with-parent", "--new-session", "--disable-userns", "--hostname", "grader", "--clearenv"]
+        for key, value in sorted(environment.items()):
+            bw += ["--setenv", key, value]
+        bw += self._runtime_binds()
+        bw += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+               "--bind", ipc_dir, ipc_dir,
+               "--bind", workdir, SANDBOX_WORKDIR,
+               "--chdir", SANDBOX_WORKDIR, "--"]
+        return self.limits_prefix() + drop + bw + list(inner)
+
+
+def ensure_account(name: str) -> SandboxUser:
+    """Create the unprivileged grader account if it is missing (root only); no home, no login shell."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        if os.geteuid() != 0:
+            raise SandboxError(f"creating account {name!r} needs root") from None
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+             "--shell", "/usr/sbin/nologin", "--user-group", name],
+            check=True, capture_output=True,
+        )
+        entry = pwd.getpwnam(name)
+    return SandboxUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid)

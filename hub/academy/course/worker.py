@@ -1,0 +1,191 @@
+"""Grade ONE submission with nbgrader's own Autograde converter in a private copy of the course.
+
+The worker gets a :class:`JobSpec`: it copies the collected submission and a snapshot of the gradebook
+into its own job directory, points nbgrader's ``CourseDirectory`` there and runs the unmodified
+``Autograde`` converter, with only the ``Execute`` step swapped for :class:`~academy.course.kernel.
+SandboxExecute`.  It never touches the real gradebook: the parent merges the job's gradebook afterwards
+(:mod:`academy.course.merge`), so any number of workers can run at once and the real gradebook has a
+single writer.  The outcome, with one clear line for failures, goes to ``result.json``.
+
+Runs in a forked process of the local pool, or as ``python -m academy.course.worker SPEC.json`` in a
+Slurm array task.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+from nbgrader.converters import Autograde
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import Execute
+from nbgrader.utils import capture_log
+from sqlalchemy.exc import SAWarning
+from traitlets.config import Config, PyFileConfigLoader
+
+from .kernel import SandboxExecute
+
+#: Largest file copied from a submission into the job (anything bigger is not a course file).
+MAX_SUBMITTED_FILE = 50 * 1024**2
+
+
+@dataclass
+class JobSpec:
+    """Everything one worker needs; JSON-serialisable so a Slurm task can read it from disk."""
+
+    student: str
+    assignment: str
+    submitted_dir: str
+    job_dir: str
+    snapshot_db: str
+    config_file: str
+    sandbox_user: str = ""
+    settings: dict = field(default_factory=dict)  # "Class.trait" -> JSON value, applied last
+
+    @classmethod
+    def load(cls, path: str) -> "JobSpec":
+        with open(path, encoding="utf-8") as fh:
+            return cls(**json.load(fh))
+
+    def dump(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(asdict(self), fh, indent=1)
+
+
+@dataclass
+class JobResult:
+    """What a worker reports back; ``status`` is "graded" or "failed"."""
+
+    student: str
+    assignment: str
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+    log: str = ""
+
+    @classmethod
+    def load(cls, path: str) -> "JobResult":
+        with open(path, encoding="utf-8") as fh:
+            return cls(**json.load(fh))
+
+
+def job_paths(job_dir: str) -> dict[str, str]:
+    root = os.path.join(job_dir, "course")
+    return {
+        "root": root,
+        "db": os.path.join(root, "gradebook.db"),
+        "events": os.path.join(job_dir, "events.jsonl"),
+        "result": os.path.join(job_dir, "result.json"),
+        "kernel_log": os.path.join(job_dir, "kernel.log"),
+    }
+
+
+def _copy_submission(src: str, dst: str) -> None:
+    """Copy plain files only (no links, no devices, bounded size); the parent already validated ids."""
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        rel = os.path.relpath(dirpath, src)
+        os.makedirs(os.path.join(dst, rel), exist_ok=True)
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > MAX_SUBMITTED_FILE:
+                continue
+            shutil.copyfile(path, os.path.join(dst, rel, name))
+
+
+def _config(spec: JobSpec, paths: dict[str, str]) -> Config:
+    cfg = PyFileConfigLoader(os.path.basename(spec.config_file), os.path.dirname(spec.config_file)).load_config()
+    cfg.CourseDirectory.root = paths["root"]
+    cfg.CourseDirectory.db_url = f"sqlite:///{paths['db']}"
+    steps = cfg.Autograde.get("autograde_preprocessors") or Autograde.class_traits()["autograde_preprocessors"].default()
+    cfg.Autograde.autograde_preprocessors = [SandboxExecute if step is Execute else step for step in steps]
+    cfg.SandboxKernelManager.event_log = paths["events"]
+    cfg.SandboxKernelManager.kernel_log = paths["kernel_log"]
+    if spec.sandbox_user:
+        cfg.SandboxKernelManager.sandbox_user = spec.sandbox_user
+    for key, value in spec.settings.items():
+        section, trait = key.split(".", 1)
+        cfg[section][trait] = value
+    return cfg
+
+
+def _explain(text: str, events: list[dict], notebook_limit: int) -> str:
+    """Turn nbgrader's log of a failed run into one line a trainer can act on."""
+    if any(e.get("event") == "notebook_time_limit" for e in events):
+        seconds = events[-1].get("seconds", notebook_limit)
+        return f"a notebook ran longer than its {seconds} s wall-time limit; its kernel was killed"
+    checks = [
+        ("NoSuchKernel", "the notebook asks for a kernel that is not allowed for grading"),
+        ("No notebooks were matched", "no notebook of this assignment was submitted"),
+        ("No notebooks found", "no notebook of this assignment was submitted"),
+        ("NotJSONError", "a submitted .ipynb file is not a notebook (not valid notebook JSON)"),
+        ("does not appear to be JSON", "a submitted .ipynb file is not a notebook (not valid notebook JSON)"),
+        ("ValidationError", "a submitted notebook is not valid nbformat"),
+        ("DeadKernelError", "the kernel died during grading (exit call, self-kill, or a CPU/memory limit)"),
+        ("Kernel died", "the kernel died during grading (exit call, self-kill, or a CPU/memory limit)"),
+        ("Timeout waiting for IOPub", "a cell ran past the per-cell time limit and ignored the interrupt"),
+        ("UnresponsiveKernelError", "the kernel stopped responding and could not be interrupted"),
+        ("SchemaTooOldError", "a notebook uses an old nbgrader metadata format"),
+    ]
+    for needle, message in checks:
+        if needle in text:
+            return message
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith(" ")]
+    return (lines[-1] if lines else "grading failed")[:300]
+
+
+def run_job(spec: JobSpec) -> JobResult:
+    """Grade one submission in the job directory and write ``result.json``; never raises."""
+    start = time.monotonic()
+    # nbgrader's own add_submission trips this SQLAlchemy warning on every new submission; it is harmless.
+    warnings.filterwarnings("ignore", category=SAWarning)
+    paths = job_paths(spec.job_dir)
+    result = JobResult(student=spec.student, assignment=spec.assignment, status="failed")
+    try:
+        os.makedirs(paths["root"], exist_ok=True)
+        submitted = os.path.join(paths["root"], "submitted", spec.student, spec.assignment)
+        _copy_submission(spec.submitted_dir, submitted)
+        shutil.copyfile(spec.snapshot_db, paths["db"])
+        cfg = _config(spec, paths)
+        coursedir = CourseDirectory(config=cfg)
+        coursedir.assignment_id, coursedir.student_id = spec.assignment, spec.student
+        converter = Autograde(coursedir=coursedir, config=cfg)
+        converter.force = True
+        converter.create_student = True
+        outcome = capture_log(converter)
+        result.log = outcome.get("log", "")[-20000:]
+        if outcome["success"]:
+            result.status = "graded"
+        else:
+            events = []
+            if os.path.exists(paths["events"]):
+                with open(paths["events"], encoding="utf-8") as fh:
+                    events = [json.loads(line) for line in fh if line.strip()]
+            limit = cfg.SandboxKernelManager.get("notebook_time_limit", 300)
+            result.message = _explain(result.log + "\n" + outcome.get("error", ""), events, limit)
+    except Exception as exc:  # the parent must always get a result file, whatever went wrong here
+        result.message = f"grader error: {type(exc).__name__}: {exc}"[:300]
+    result.seconds = round(time.monotonic() - start, 3)
+    tmp = paths["result"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(asdict(result), fh)
+    os.replace(tmp, paths["result"])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Slurm entry point: ``python -m academy.course.worker SPEC.json``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m academy.course.worker SPEC.json", file=sys.stderr)
+        return 2
+    result = run_job(JobSpec.load(argv[0]))
+    return 0 if result.status == "graded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Fixtures for the course pipeline tests (helpers live in pipeline_support.py).
+
+- ``grader_account``: the real unprivileged ``academy-grader`` account (created with useradd if missing).
+- ``tiny``: a released copy of the generated tiny assignment (tests/course/tiny_course.py).
+"""
+from __future__ import annotations
+
+import pytest
+from _support import need
+
+from academy.course import release
+from academy.course.sandbox import ensure_account
+
+import tiny_course
+from pipeline_support import make_layout, sandbox_available
+
+
+@pytest.fixture(scope="session")
+def grader_account():
+    need(sandbox_available(), "root with bubblewrap, prlimit, setpriv and useradd (apt-get install bubblewrap)")
+    return ensure_account("academy-grader")
+
+
+@pytest.fixture
+def tiny(tmp_path, grader_account):
+    course_dir = tmp_path / "course"
+    tiny_course.write_source(course_dir)
+    layout = make_layout(course_dir, tmp_path / "state")
+    release.release(layout, tiny_course.ASSIGNMENT, publish=False)
+    return layout
