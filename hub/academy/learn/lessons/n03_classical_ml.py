@@ -1,8 +1,6 @@
 """Lesson 03 support: the decision-boundary explorer (callback + widget) and the scikit-learn exercises."""
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +12,7 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from academy.learn import exercise
+from academy.learn.widgets import show_figure
 
 NOTEBOOK = "03_classical_ml"
 MAX_DEPTH = 15
@@ -68,24 +67,6 @@ def plot_boundary(result: Boundary, data: Moons, ax) -> None:
     ax.set_yticks([])
 
 
-def show_figure(out, fig) -> None:
-    """Replace an Output widget's content with ``fig`` as a PNG, then close the figure.
-
-    Setting ``out.outputs`` directly instead of drawing inside ``with out:`` matters under
-    papermill: nbclient mimics a capturing Output widget by sending comm messages on the
-    shell channel while it waits for the execute reply there, which intermittently hangs
-    the run (about 4 runs in 10 here). Direct state updates never take that path.
-    """
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
-    out.outputs = ({"output_type": "display_data", "metadata": {},
-                    "data": {"image/png": png, "text/plain": "<decision boundary figure>"}},)
-
-
 def boundary_explorer(data: Moons | None = None):
     """A depth slider wired to a live decision-boundary plot; ``.results`` keeps each callback's Boundary."""
     import ipywidgets as widgets
@@ -102,7 +83,7 @@ def boundary_explorer(data: Moons | None = None):
         box.results.append(result)
         fig, ax = plt.subplots(figsize=(5, 4))
         plot_boundary(result, data, ax)
-        show_figure(out, fig)
+        show_figure(out, fig, "decision boundary figure")
 
     slider.observe(redraw, names="value")
     redraw()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from academy.learn import exercise
-from academy.learn.lessons.n03_classical_ml import show_figure
+from academy.learn.widgets import show_figure
 
 NOTEBOOK = "04_nn_from_scratch"
 

@@ -1,0 +1,505 @@
+"""Tests of the lesson modules behind notebooks 07-12: checks, widget callbacks, the DDP script and Slurm submission."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from _support import need
+from academy.learn.lessons import n07_cnn_vision as n07
+from academy.learn.lessons import n08_tiny_gpt as n08
+from academy.learn.lessons import n09_embeddings_retrieval as n09
+from academy.learn.lessons import n10_evaluation as n10
+from academy.learn.lessons import n11_responsible_ai as n11
+from academy.learn.lessons import n12_ddp_train
+from academy.learn.lessons import n12_notebook_to_batch_job as n12
+
+DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
+
+
+@pytest.fixture(autouse=True)
+def progress(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACADEMY_PROGRESS_FILE", str(tmp_path / "progress.jsonl"))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Tiny models on a shared 2-core runner are many times slower with two spinning threads.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def outcome(ex, *args):
+    """Run a check the way a notebook does; return (passed, message)."""
+    passed = ex.check(*args)
+    return passed, ex.results[-1].message
+
+
+def not_attempted(*_args):
+    raise NotImplementedError
+
+
+# ---------------------------------------------------------------- 07 CNN vision
+
+def small_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(24, 10),
+    )
+
+
+def test_conv2d_check_accepts_loops_and_explains_flipped_or_padded_output():
+    """Does the conv2d check pass the reference loop, and name the mistake for a flipped kernel or 'same' output?"""
+    assert outcome(n07.conv2d_exercise, n07.conv2d_reference)[0]
+    passed, msg = outcome(n07.conv2d_exercise, lambda img, k: n07.conv2d_reference(img, k[::-1, ::-1]))
+    assert not passed and "flipped" in msg
+    passed, msg = outcome(n07.conv2d_exercise, lambda img, k: np.zeros_like(img))
+    assert not passed and "pad" in msg
+    assert outcome(n07.conv2d_exercise, not_attempted) == (False, "Not attempted yet: replace the placeholder with your code.")
+
+
+def test_output_size_and_param_checks_name_the_missing_term():
+    """Do the size and parameter-count checks pass the formula and point at forgotten padding or biases?"""
+    assert outcome(n07.output_size_exercise, n07.conv_output_size_reference)[0]
+    passed, msg = outcome(n07.output_size_exercise, lambda n, k, stride=1, padding=0: (n + padding - k) // stride + 1)
+    assert not passed and "both sides" in msg
+    assert outcome(n07.conv_params_exercise, n07.conv_params_reference)[0]
+    passed, msg = outcome(n07.conv_params_exercise, lambda ci, co, k: co * ci * k * k)
+    assert not passed and "bias" in msg
+    layer = torch.nn.Conv2d(8, 16, 3)
+    assert n07.conv_params_reference(8, 16, 3) == sum(p.numel() for p in layer.parameters())
+
+
+def test_feature_maps_capture_each_conv_layer_and_the_viewer_follows_its_sliders():
+    """Does feature_maps return each conv layer's filters and maps, and does moving the layer slider redraw that layer?"""
+    model = small_cnn()
+    image = np.random.default_rng(0).uniform(size=(8, 8))
+    first = n07.feature_maps(model, image, 0)
+    assert first.kernels.shape == (4, 1, 3, 3) and first.maps.shape == (4, 8, 8) and (first.maps >= 0).all()
+    second = n07.feature_maps(model, image, 1)
+    assert second.maps.shape == (6, 4, 4)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        n07.feature_maps(model, image, 2)
+    viewer = n07.feature_map_viewer(model, [image, image * 0.5], [3, 5])
+    image_slider, layer_slider, channel_slider = viewer.children[0].children
+    assert viewer.result.layer == 0 and channel_slider.max == 3
+    layer_slider.value = 1
+    assert viewer.result.layer == 1 and channel_slider.max == 5
+    assert model.training, "the viewer must not leave the model in eval mode"
+
+
+# ---------------------------------------------------------------- 08 tiny GPT
+
+def test_tokenizer_round_trips_and_rejects_unknown_characters():
+    """Does the character tokenizer decode what it encodes, and say which characters it does not know?"""
+    tok = n08.CharTokenizer.from_text("De zee, the sea.")
+    assert tok.decode(tok.encode("the zee")) == "the zee"
+    with pytest.raises(ValueError, match="'iqu'"):
+        tok.encode("quiet")
+
+
+def test_baselines_match_hand_computed_cross_entropy():
+    """Do the unigram and bigram baselines equal the cross-entropies computed by hand on a tiny text?"""
+    vocab = ["a", "b"]
+    # train 'aab': counts a=2, b=1, add-one smoothing over 2 symbols -> p(a)=3/5, p(b)=2/5
+    assert n08.unigram_cross_entropy("aab", "ab", vocab) == pytest.approx(-(math.log(3 / 5) + math.log(2 / 5)) / 2)
+    # bigrams of 'aab': (a,a), (a,b); val 'ab' has one bigram (a,b): (1 + k) / (2 + 2k)
+    assert n08.bigram_cross_entropy("aab", "ab", vocab, k=0.5) == pytest.approx(-math.log(1.5 / 3))
+
+
+def test_config_rejects_heads_that_do_not_divide_the_width():
+    """Is a GPT config with n_embd not divisible by n_head rejected before any model is built?"""
+    with pytest.raises(ValueError, match="divisible"):
+        n08.GPTConfig(vocab_size=10, n_embd=30, n_head=4)
+
+
+def test_attention_paths_agree_and_the_model_cannot_see_the_future():
+    """Do the fused and inspectable attention paths agree, and do later characters leave earlier logits unchanged?"""
+    torch.manual_seed(0)
+    model = n08.TinyGPT(n08.GPTConfig(vocab_size=12, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+    idx = torch.randint(12, (1, 10))
+    fused, _ = model(idx)
+    maps = model.attention_maps(idx)
+    for block in model.blocks:
+        block.attn.record = True
+    recorded, _ = model(idx)
+    assert torch.allclose(fused, recorded, atol=1e-5)
+    changed = idx.clone()
+    changed[0, 7:] = (changed[0, 7:] + 1) % 12
+    assert torch.allclose(model(changed)[0][0, :7], recorded[0, :7], atol=1e-5)
+    assert len(maps) == 2 and maps[0].shape == (2, 10, 10)
+    assert torch.allclose(maps[0].sum(-1), torch.ones(2, 10)) and torch.all(maps[1].triu(1) == 0)
+
+
+def test_attention_map_callback_and_explorer():
+    """Does attention_map return a causal row-stochastic matrix, and does the explorer redraw for a new head or warn on bad input?"""
+    text = "de wind komt van zee"
+    tok = n08.CharTokenizer.from_text(text)
+    model = n08.TinyGPT(n08.GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16))
+    att = n08.attention_map(model, tok, "de wind", layer=1, head=1)
+    assert att.shape == (7, 7) and np.allclose(att.sum(1), 1) and np.allclose(np.triu(att, 1), 0)
+    with pytest.raises(ValueError, match="head"):
+        n08.attention_map(model, tok, "de", layer=0, head=2)
+    box = n08.attention_explorer(model, tok, "de wind")
+    prompt, sliders = box.children[0], box.children[1]
+    sliders.children[1].value = 1
+    assert box.result.shape == (7, 7)
+    prompt.value = "xyz"  # not in the vocabulary
+    assert box.result is None
+
+
+def test_tiny_gpt_learns_and_evaluate_covers_all_data():
+    """Does a few dozen steps of training lower the exact validation loss of a tiny GPT?"""
+    text = "the sea and the see. " * 20
+    tok = n08.CharTokenizer.from_text(text)
+    data = torch.tensor(tok.encode(text))
+    torch.manual_seed(0)
+    model = n08.TinyGPT(n08.GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    before = n08.evaluate(model, data, 16)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        _, loss = model(*n08.get_batch(data, 16, 16, gen))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert n08.evaluate(model, data, 16) < before - 0.5
+    assert len(model.generate(torch.tensor([[0]]), 20)[0]) == 21
+
+
+def test_gpt_exercises_pass_references_and_catch_classic_mistakes():
+    """Do the mask, attention and uniform-loss checks pass correct answers and name an upper triangle, a missing scale and bits?"""
+    assert outcome(n08.causal_mask_exercise, lambda T: torch.ones(T, T, dtype=torch.bool).tril())[0]
+    passed, msg = outcome(n08.causal_mask_exercise, lambda T: torch.ones(T, T, dtype=torch.bool).triu())
+    assert not passed and "FUTURE" in msg
+    assert outcome(n08.attention_exercise, n08._reference_attention)[0]
+    unscaled = lambda q, k, v: n08._reference_attention(q * math.sqrt(q.size(-1)), k, v)  # noqa: E731
+    passed, msg = outcome(n08.attention_exercise, unscaled)
+    assert not passed and "sqrt(d)" in msg
+    assert outcome(n08.uniform_loss_exercise, math.log)[0]
+    passed, msg = outcome(n08.uniform_loss_exercise, math.log2)
+    assert not passed and "bits" in msg
+
+
+# ---------------------------------------------------------------- 09 embeddings and retrieval
+
+@pytest.fixture(scope="module")
+def faq():
+    return n09.load_faq(DATA / "ai_factory_faq.json")
+
+
+def test_load_faq_rejects_queries_pointing_at_missing_documents(tmp_path):
+    """Is a labelled query that names an unknown document reported instead of silently scoring zero?"""
+    bad = {"documents": [{"id": "a", "topic": "t", "title": "A", "text": "x"}], "queries": [{"query": "q", "relevant": ["b"]}]}
+    path = tmp_path / "faq.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="unknown documents"):
+        n09.load_faq(path)
+
+
+def test_shipped_faq_retrieval_reaches_the_lesson_threshold(faq):
+    """Does word TF-IDF on the shipped FAQ reach the notebook's recall@3 bar, and LSA rank a plain question's document first?"""
+    index = n09.VectorIndex(faq.documents)
+    assert n09.mean_recall(index, faq.queries, 3) >= 0.85
+    lsa = n09.VectorIndex(faq.documents, dims=24)
+    assert lsa.search("How do I cancel a job with scancel?", 1)[0].doc_id == "slurm-cancel"
+    with pytest.raises(ValueError, match="dims"):
+        n09.VectorIndex(faq.documents, dims=500)
+    assert n09.recall_at_k(["a", "b", "c"], ["c", "d"], 2) == 0 and n09.recall_at_k(["a", "b", "c"], ["c", "d"], 3) == 0.5
+
+
+def test_answer_quotes_and_cites_or_abstains(faq):
+    """Does the answerer quote sentences with their source ids, and abstain on a question the FAQ cannot answer?"""
+    index = n09.VectorIndex(faq.documents)
+    ans = n09.answer(index, "How do I cancel my Slurm job?")
+    assert ans.found and ans.citations[0] == "slurm-cancel" and "[slurm-cancel]" in ans.text
+    assert all(e.sentence in faq.by_id(e.doc_id).text for e in ans.evidence)
+    off = n09.answer(index, "What is the capital of France?")
+    assert not off.found and off.citations == []
+    with pytest.raises(ValueError):
+        n09.answer(index, "   ")
+
+
+def test_query_box_answers_each_new_question(faq):
+    """Does the query box produce a new cited answer when the question or k changes?"""
+    box = n09.rag_explorer(n09.VectorIndex(faq.documents), "How do I cancel my Slurm job?")
+    question, k = box.children[0], box.children[1]
+    assert box.result.citations == ["slurm-cancel"]
+    question.value = "Where is my data stored?"
+    assert "privacy-location" in box.result.citations
+    k.value = 1
+    assert len(box.result.hits) == 1
+
+
+def test_retrieval_exercises():
+    """Do the cosine, top-k and recall checks pass correct answers and name the dot-product, lowest-first and precision mistakes?"""
+    assert outcome(n09.cosine_exercise, lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b))[0]
+    passed, msg = outcome(n09.cosine_exercise, lambda a, b: a @ b)
+    assert not passed and "dot product" in msg
+    assert outcome(n09.top_k_exercise, lambda s, k: list(np.argsort(-np.asarray(s))[:k]))[0]
+    passed, msg = outcome(n09.top_k_exercise, lambda s, k: list(np.argsort(s)[:k]))
+    assert not passed and "LOWEST" in msg
+    assert outcome(n09.recall_exercise, n09.recall_at_k)[0]
+    passed, msg = outcome(n09.recall_exercise, lambda r, rel, k: len(set(r[:k]) & set(rel)) / k)
+    assert not passed and "precision" in msg
+
+
+# ---------------------------------------------------------------- 10 evaluation
+
+def test_reliability_and_ece_against_hand_computed_bins():
+    """Do the reliability bins and ECE match a hand computation, with p = 1.0 landing in the last bin?"""
+    probs = np.array([0.1, 0.1, 0.9, 1.0])
+    labels = np.array([0, 1, 1, 1])
+    rel = n10.reliability(probs, labels, n_bins=2)
+    assert rel.counts.tolist() == [2, 2]
+    assert rel.mean_predicted.tolist() == pytest.approx([0.1, 0.95]) and rel.observed.tolist() == [0.5, 1.0]
+    assert rel.ece == pytest.approx(0.5 * 0.4 + 0.5 * 0.05)
+    with pytest.raises(ValueError, match="0 or 1"):
+        n10.reliability([0.2], [2])
+
+
+def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_data():
+    """Does the bootstrap interval contain the mean and shrink roughly with the square root of the sample size?"""
+    rng = np.random.default_rng(0)
+    small = n10.bootstrap_ci((rng.uniform(size=100) < 0.8).astype(float), n_boot=500)
+    large = n10.bootstrap_ci((rng.uniform(size=1600) < 0.8).astype(float), n_boot=500)
+    assert small.low < small.estimate < small.high
+    assert 2.5 < small.width / large.width < 6
+    with pytest.raises(ValueError):
+        n10.bootstrap_ci([1.0])
+
+
+def test_threshold_explorer_recounts_the_confusion_matrix():
+    """Does moving the threshold slider recount TP/FP/TN/FN the way confusion_at_threshold does?"""
+    labels, probs = np.array([0, 0, 1, 1, 1]), np.array([0.2, 0.6, 0.4, 0.7, 0.9])
+    r = n10.confusion_at_threshold(labels, probs, 0.5)
+    assert (r.tp, r.fp, r.tn, r.fn) == (2, 1, 1, 1) and r.precision == pytest.approx(2 / 3)
+    box = n10.threshold_explorer(labels, probs)
+    box.children[0].value = 0.3
+    assert (box.result.tp, box.result.fp) == (3, 1)
+
+
+def test_evaluation_exercises():
+    """Do the recall, ECE and bootstrap checks pass correct answers and name precision, unweighted bins and a zero-width interval?"""
+    assert outcome(n10.per_class_recall_exercise, lambda cm: np.diag(cm) / np.asarray(cm).sum(1))[0]
+    passed, msg = outcome(n10.per_class_recall_exercise, lambda cm: np.diag(cm) / np.asarray(cm).sum(0))
+    assert not passed and "precision" in msg
+    assert outcome(n10.ece_exercise, n10.expected_calibration_error)[0]
+    unweighted = lambda p, y, n_bins=10: float(np.nanmean(np.abs(n10.reliability(p, y, n_bins).mean_predicted - n10.reliability(p, y, n_bins).observed)))  # noqa: E731
+    passed, msg = outcome(n10.ece_exercise, unweighted)
+    assert not passed and "weight" in msg
+    assert outcome(n10.bootstrap_exercise, lambda v, n_boot=2000, seed=0: (n10.bootstrap_ci(v, n_boot=n_boot, seed=seed).low, n10.bootstrap_ci(v, n_boot=n_boot, seed=seed).high))[0]
+    passed, msg = outcome(n10.bootstrap_exercise, lambda v, n_boot=2000, seed=0: (np.mean(v) - 1e-4, np.mean(v) + 1e-4))
+    assert not passed and "replacement" in msg
+
+
+# ---------------------------------------------------------------- 11 responsible AI
+
+def test_unaware_hiring_model_is_biased_and_parity_thresholds_fix_the_rate_gap():
+    """Does a model without the group column still select group B less often, and do per-group thresholds close that gap?"""
+    from sklearn.linear_model import LogisticRegression
+
+    df = n11.make_hiring_data(3000, seed=1)
+    features = ["skill_test", "experience_years", "lives_north"]
+    scores = LogisticRegression().fit(df[features], df.hired).predict_proba(df[features])[:, 1]
+    unaware = n11.fairness_report(df.hired, (scores >= 0.5).astype(int), df.group)
+    assert unaware.demographic_parity_difference > 0.1
+    fixed = n11.decide(scores, df.group, n11.parity_thresholds(scores, df.group, 0.4))
+    assert n11.fairness_report(df.hired, fixed, df.group).demographic_parity_difference < 0.02
+    with pytest.raises(ValueError, match="no threshold"):
+        n11.decide(scores, df.group, {"A": 0.5})
+
+
+def test_fairness_report_on_a_hand_example_and_explorer_sliders():
+    """Are selection rate, TPR and FPR gaps right on a small example, and does a group's slider change its rate?"""
+    y = np.array([1, 0, 1, 0, 1, 0])
+    pred = np.array([1, 1, 1, 0, 0, 0])
+    g = np.array(["A", "A", "A", "B", "B", "B"])
+    rep = n11.fairness_report(y, pred, g)
+    assert rep.demographic_parity_difference == pytest.approx(1.0)
+    assert rep.groups["A"].tpr == 1 and rep.groups["B"].tpr == 0 and rep.equalized_odds_difference == pytest.approx(1.0)
+    box = n11.fairness_explorer(y, np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]), g)
+    box.children[0].children[1].value = 0.45  # group B's threshold
+    assert box.result.groups["B"].selection_rate == pytest.approx(2 / 3)
+
+
+def test_pseudonymisation_drops_identifiers_and_reaches_k_anonymity():
+    """Does pseudonymising remove direct identifiers, use the key, refuse a short key, and lift k-anonymity from 1 to at least 5?"""
+    records = n11.make_learner_records(600, seed=0)
+    assert n11.k_anonymity(records, ["birth_date", "postcode", "gender"]) == 1
+    a = n11.pseudonymise(records, b"a" * 32)
+    b = n11.pseudonymise(records, b"b" * 32)
+    assert not {"name", "email", "student_id", "postcode", "birth_date"} & set(a.columns)
+    assert (a.pseudonym != b.pseudonym).all() and a.pseudonym.is_unique
+    assert hashlib.sha256(records.student_id[0].encode()).hexdigest()[:16] != a.pseudonym[0]
+    assert n11.k_anonymity(a, ["birth_years", "region"]) >= 5
+    with pytest.raises(ValueError, match="16"):
+        n11.pseudonymise(records, b"short")
+
+
+def test_model_card_renders_measured_numbers_and_rejects_unknown_risk_class():
+    """Does the model card show the given metrics as a table, and is an invalid risk class refused?"""
+    card = n11.ModelCard(name="m", version="1", owner="o", description="d", intended_use="u", out_of_scope="x",
+                         risk_class="high", training_data="t", evaluation={"accuracy": 0.8123},
+                         fairness={"DP difference": 0.1744}, limitations=["proxy"])
+    text = n11.render_model_card(card)
+    assert "| accuracy | 0.812 |" in text and "| DP difference | 0.174 |" in text and "- proxy" in text
+    with pytest.raises(ValueError, match="risk_class"):
+        n11.ModelCard(**{**card.__dict__, "risk_class": "medium"})
+
+
+def test_responsible_ai_exercises():
+    """Do the risk-class, parity and pseudonym checks pass right answers and point at the specific mistake otherwise?"""
+    right = {case: want for case, (want, _why) in n11.EXERCISE_CASES.items()}
+    assert outcome(n11.risk_classes_exercise, right)[0]
+    assert outcome(n11.risk_classes_exercise, {k: None for k in right})[1].startswith("Not attempted")
+    wrong = {**right, next(iter(right)): "minimal"}
+    passed, msg = outcome(n11.risk_classes_exercise, wrong)
+    assert not passed and "Article 50" in msg
+    dpd = lambda y, g: max(y[g == x].mean() for x in set(g)) - min(y[g == x].mean() for x in set(g))  # noqa: E731
+    assert outcome(n11.demographic_parity_exercise, dpd)[0]
+    assert outcome(n11.pseudonym_exercise, n11.pseudonym_reference)[0]
+    passed, msg = outcome(n11.pseudonym_exercise, lambda s, key: hashlib.sha256(s.encode()).hexdigest())
+    assert not passed and "HMAC" in msg
+
+
+# ---------------------------------------------------------------- 12 notebook to batch job
+
+def test_batch_spec_rejects_shell_syntax_and_the_script_quotes_every_word(tmp_path):
+    """Are job names with shell syntax refused, and does a path with spaces and ';' stay one quoted word in the batch script?"""
+    with pytest.raises(ValueError, match="job name"):
+        n12.BatchSpec(job_name="x; rm -rf ~")
+    with pytest.raises(ValueError, match="time"):
+        n12.BatchSpec(time="1 hour")
+    with pytest.raises(ValueError, match="job name"):
+        n12.BatchSpec(job_name="ok\n")  # '$' alone would let a trailing newline through
+    weird = tmp_path / "my runs;echo pwned"
+    text = n12.render_batch_script(n12.BatchSpec(gpus=1, partition="gpu"), weird, ["python", str(weird / "t.py"), "--x", "a b"])
+    assert "#SBATCH --gpus=1" in text and "#SBATCH --partition=gpu" in text
+    assert f"cd '{weird.resolve()}'" in text and "'a b'" in text
+    assert n12.batch_script_preview("bad name", 10, 2, 4, 0).startswith("# rejected: job name")
+    assert "#SBATCH --time=01:30:00" in n12.batch_script_preview("ok", 90, 2, 4, 0)
+
+
+def test_batch_script_builder_previews_each_change():
+    """Does the builder's preview follow its controls, including a rejection message for a bad name?"""
+    box = n12.batch_script_builder()
+    (name, minutes), (cpus, _mem, gpus), preview = box.children[0].children, box.children[1].children, box.children[2]
+    gpus.value = 2
+    minutes.value = 90
+    cpus.value = 8
+    assert "#SBATCH --gpus=2" in preview.value and "--time=01:30:00" in preview.value and "--cpus-per-task=8" in preview.value
+    name.value = "two words"
+    assert preview.value.startswith("# rejected")
+
+
+def test_parse_job_id_and_slurm_status_without_sbatch(monkeypatch, tmp_path):
+    """Does parse_job_id accept --parsable output only, and does slurm_status explain a PATH without sbatch?"""
+    assert n12.parse_job_id("123;academy\n") == "123"
+    with pytest.raises(ValueError):
+        n12.parse_job_id("sbatch: error: Batch job submission failed")
+    monkeypatch.setenv("PATH", str(tmp_path))  # a real environment without Slurm, not a mock
+    status = n12.slurm_status()
+    assert not status.available and "not on PATH" in status.reason
+
+
+def test_batch_job_exercises():
+    """Do the sbatch, job-id and shard checks pass right answers and catch a shell string, a swallowed error and overlap?"""
+    assert outcome(n12.sbatch_command_exercise, lambda p: ["sbatch", "--parsable", str(p)])[0]
+    passed, msg = outcome(n12.sbatch_command_exercise, lambda p: f"sbatch --parsable {p}")
+    assert not passed and "shell" in msg
+    assert outcome(n12.parse_job_id_exercise, n12.parse_job_id)[0]
+    passed, msg = outcome(n12.parse_job_id_exercise, lambda out: out.strip().split(";")[0])
+    assert not passed and "ValueError" in msg
+    assert outcome(n12.shard_exercise, lambda n, r, w: range(r, n, w))[0]
+    passed, msg = outcome(n12.shard_exercise, lambda n, r, w: range(0, n, w))
+    assert not passed and "two ranks" in msg
+
+
+def test_run_dirs_are_fresh_and_a_failed_run_reports_no_result(tmp_path):
+    """Does every run get its own directory, and does a failing command never return a result file left by an earlier run?"""
+    first, second = n12.new_run_dir(tmp_path), n12.new_run_dir(tmp_path)
+    assert first != second and first.is_dir() and second.is_dir()
+    (first / "r.json").write_text('{"stale": true}')
+    failed = n12.run_local([sys.executable, "-c", "raise SystemExit(3)"], first, Path("r.json"), 60)
+    assert failed.returncode == 3 and failed.result is None and not (first / "r.json").exists()
+
+
+def test_background_run_logs_to_a_file_and_is_killed_at_its_timeout(tmp_path):
+    """Does a background run write its output to the log file and hand back its result, and is a run past its timeout killed?"""
+    write = "import json; print('hello'); json.dump({'ok': 1}, open('r.json', 'w'))"
+    job = n12.start_local([sys.executable, "-c", write], tmp_path, Path("out.log"), Path("r.json"))
+    run = job.wait(timeout=60)
+    assert run.returncode == 0 and run.result == {"ok": 1} and "hello" in (tmp_path / "out.log").read_text()
+    slow = n12.start_local([sys.executable, "-c", "import time; time.sleep(120)"], tmp_path, Path("slow.log"), Path("none.json"))
+    run = slow.wait(timeout=1)
+    assert run.returncode == -1 and run.result is None and "killed" in run.log and slow.process.poll() is not None
+
+
+def test_training_script_runs_alone_and_resumes_from_its_checkpoint(tmp_path):
+    """Does the script train in one process, write its result, and continue from the checkpoint instead of restarting?"""
+    script = n12.write_script(tmp_path)
+    args = ["--samples", "512", "--hidden", "16", "--checkpoint", "ck.pt", "--log-every", "1000"]
+    first = n12.run_local([sys.executable, str(script), "--steps", "60", "--out", "a.json", *args], tmp_path, tmp_path / "a.json", 300)
+    assert first.returncode == 0, first.log
+    assert first.result["world_size"] == 1 and first.result["last_loss"] < first.result["first_loss"]
+    second = n12.run_local([sys.executable, str(script), "--steps", "80", "--out", "b.json", *args], tmp_path, tmp_path / "b.json", 300)
+    assert second.returncode == 0 and "resumed" in second.log and second.result["steps_this_run"] == 20
+    with pytest.raises(SystemExit) as bad:
+        n12_ddp_train.parse_args(["--steps", "0"])
+    assert bad.value.code == 2
+
+
+def test_torchrun_two_gloo_ranks_end_with_identical_weights(tmp_path):
+    """Does torchrun --nproc_per_node=2 train the script with gloo on CPU, lower the loss, and leave both ranks' weights identical?"""
+    script = n12.write_script(tmp_path)
+    cmd = n12.torchrun_command(script, 2, ["--steps", "40", "--samples", "512", "--hidden", "16", "--out", "r.json", "--backend", "gloo"])
+    run = n12.run_local(cmd, tmp_path, tmp_path / "r.json", 300)
+    assert run.returncode == 0, run.log
+    assert run.result["world_size"] == 2 and run.result["backend"] == "gloo"
+    assert run.result["max_weight_diff"] == 0.0 and run.result["last_loss"] < run.result["first_loss"]
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_lesson_submits_to_real_slurm_and_reads_the_result(tmp_path, monkeypatch):
+    """Does a job submitted with lesson.submit run on the real test cluster, reach COMPLETED, leave its log and result,
+    and start without the submitting job's SLURM_* settings (which would make srun in the new job fail)?"""
+    import slurm_cluster
+
+    installed = all(shutil.which(t) or os.path.exists(f"/usr/sbin/{t}") for t in ("slurmctld", "slurmd", "munged", "sbatch"))
+    need(installed and os.geteuid() == 0, "Slurm, munge and root for the one-node test cluster")
+    cluster = slurm_cluster.Cluster()
+    was_up = cluster.conf.exists() and slurm_cluster.controller_up(cluster)
+    slurm_cluster.start(cluster)
+    monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
+    monkeypatch.setenv("SLURM_MEM_PER_CPU", "12345")  # as set inside a notebook server's own job
+    try:
+        assert n12.slurm_status().available
+        script = n12.write_script(tmp_path)
+        command = [sys.executable, "-u", script.name, "--steps", "40", "--samples", "512", "--hidden", "16", "--out", "r.json"]
+        job = tmp_path / "job.sh"
+        text = n12.render_batch_script(n12.BatchSpec(job_name="test-12", time="00:05:00", cpus=1, mem="1G"), tmp_path, command)
+        job.write_text(text.replace("set -euo pipefail\n", 'set -euo pipefail\necho "mem_per_cpu=${SLURM_MEM_PER_CPU:-unset}"\n'))
+        job_id = n12.submit(job)
+        done = n12.wait_for(job_id, timeout=240, poll=1.0)
+        log = (tmp_path / f"slurm-{job_id}.out").read_text()
+        assert done.state == "COMPLETED", log
+        result = json.loads((tmp_path / "r.json").read_text())
+        assert result["slurm_job_id"] == job_id and f"job {job_id} on" in log and "done: 1 process(es)" in log
+        assert "mem_per_cpu=unset" in log
+    finally:
+        if not was_up:
+            slurm_cluster.stop(cluster)
