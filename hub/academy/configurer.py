@@ -142,10 +142,14 @@ def update_slurm(c: Config, cfg: dict) -> None:
     s.availability_cache_seconds = float(slurm["availability_cache_seconds"])
     if slurm["homes_dir"]:
         s.homes_dir = slurm["homes_dir"]
+    if slurm.get("hub_connect_url"):
+        c.JupyterHub.hub_connect_url = slurm["hub_connect_url"].rstrip("/")
     # Jobs outlive a hub restart and are re-attached from the database.
     c.JupyterHub.cleanup_servers = False
-    # Adds "why your last job ended" to the not-running page; hub/templates (set earlier) wins on conflicts.
-    c.JupyterHub.template_paths.append(str(Path(__file__).parent / "templates" / "slurm"))
+    # Why the learner's last job ended behind the hub's back, for hub/templates to show.
+    from academy.spawners.slurm_messages import last_stop_message
+
+    c.JupyterHub.template_vars.update({"academy_last_stop": last_stop_message})
 
 
 def update_culler(c: Config, cfg: dict) -> None:

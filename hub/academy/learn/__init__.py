@@ -1,7 +1,7 @@
 """Instant feedback for curriculum exercises: check, hint, solution, and a progress log.
 
 Modelled on Kaggle Learn's ``q1.check() / q1.hint() / q1.solution()``. A lesson's
-checks live in ``academy.learn.checks.<lesson>`` so the notebook never shows the
+checks live in ``academy.learn.lessons.<lesson>`` so the notebook never shows the
 answer; the notebook only calls them. Feedback is printed as plain text (so it reads
 the same under papermill) and, in a live kernel, a Hint and a Solution button are
 shown as well.
@@ -15,21 +15,38 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import json
+import math
 import os
-import sys
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+try:  # POSIX only; Windows learners still get whole lines from O_APPEND on local disks
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 PROGRESS_ENV = "ACADEMY_PROGRESS_FILE"
 METRICS_MIME = "application/vnd.academy.metrics+json"
+EVENT_KINDS = ("check", "hint", "solution")
+MESSAGE_LIMIT = 500
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class ProgressNotSavedWarning(UserWarning):
+    """The progress file could not be written; the lesson itself carries on."""
+
+
+_warned_paths: set[str] = set()
 
 
 def progress_path() -> Path:
     """Where progress events go: ``$ACADEMY_PROGRESS_FILE`` or ``~/.academy/progress.jsonl``."""
     override = os.environ.get(PROGRESS_ENV)
     if override:
-        return Path(override)
+        return Path(override).expanduser()
     return Path.home() / ".academy" / "progress.jsonl"
 
 
@@ -41,6 +58,8 @@ def current_user() -> str:
 
 def record_event(notebook: str, exercise: str, kind: str, passed: bool | None, message: str = "") -> dict:
     """Append one progress event; never let a full disk or read-only home break a lesson."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"progress event kind must be one of {', '.join(EVENT_KINDS)}, not {kind!r}")
     event = {
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "user": current_user(),
@@ -48,20 +67,28 @@ def record_event(notebook: str, exercise: str, kind: str, passed: bool | None, m
         "exercise": exercise,
         "kind": kind,
         "passed": passed,
-        "message": message[:500],
+        "message": message[:MESSAGE_LIMIT],
     }
     line = (json.dumps(event, ensure_ascii=False) + "\n").encode()
     path = progress_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # One O_APPEND write per event keeps lines whole when two kernels log at once.
+        # One O_APPEND write per event keeps lines whole when two kernels log at once;
+        # the lock covers home directories on NFS, where O_APPEND alone is not atomic.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, line)
         finally:
             os.close(fd)
     except OSError as exc:
-        print(f"(progress not saved: {exc.strerror or exc})", file=sys.stderr)
+        # Warn once per file: a learner on a read-only home should not see it on every check.
+        if str(path) not in _warned_paths:
+            _warned_paths.add(str(path))
+            warnings.warn(
+                f"progress not saved to {path}: {exc.strerror or exc}", ProgressNotSavedWarning, stacklevel=2
+            )
     return event
 
 
@@ -92,7 +119,7 @@ class Exercise:
     results: list[CheckResult] = field(default_factory=list, repr=False)
 
     def check(self, *args: Any, **kwargs: Any) -> bool:
-        """Check the learner's answer, print specific feedback, log the attempt."""
+        """Check the learner's answer, print specific feedback, log the attempt. Never raises."""
         try:
             extra = self.checker(*args, **kwargs)
             passed, message = True, "Correct!" + (f" {extra}" if extra else "")
@@ -130,6 +157,8 @@ class Exercise:
 
 def exercise(notebook: str, name: str, *, hint: str, solution: str, title: str = "") -> Callable[[Callable[..., str | None]], Exercise]:
     """Decorator: turn a checker function into an ``Exercise``."""
+    if not notebook or not name:
+        raise ValueError("an exercise needs a notebook and a name, e.g. exercise('01_python_numpy', 'softmax', ...)")
 
     def wrap(checker: Callable[..., str | None]) -> Exercise:
         return Exercise(notebook=notebook, name=name, checker=checker, hint_text=hint, solution_text=solution, title=title)
@@ -137,36 +166,60 @@ def exercise(notebook: str, name: str, *, hint: str, solution: str, title: str =
     return wrap
 
 
+def feedback_buttons(ex: Exercise) -> Any:
+    """The Hint / Solution buttons for ``ex`` with the Output they print into (an ipywidgets ``VBox``)."""
+    import ipywidgets as widgets
+
+    out = widgets.Output()
+    hint_btn = widgets.Button(description="Hint", icon="lightbulb-o", tooltip=f"Show a hint for {ex.title or ex.name}")
+    sol_btn = widgets.Button(
+        description="Solution", icon="book", button_style="warning", tooltip="Show a worked solution"
+    )
+
+    def reveal(show: Callable[[], str]) -> None:
+        # The latest reveal replaces the previous one so the cell does not grow with each click.
+        out.clear_output()
+        with out:
+            show()
+
+    hint_btn.on_click(lambda _btn: reveal(ex.hint))
+    sol_btn.on_click(lambda _btn: reveal(ex.solution))
+    return widgets.VBox([widgets.HBox([hint_btn, sol_btn]), out])
+
+
 def _show_buttons(ex: Exercise) -> None:
-    """Hint/Solution buttons in a live frontend; silently absent without IPython widgets."""
+    """Hint/Solution buttons in a live kernel; silently absent without IPython or ipywidgets."""
     try:
         from IPython import get_ipython
         from IPython.display import display
-        import ipywidgets as widgets
     except ImportError:
         return
     if get_ipython() is None:
         return
-    out = widgets.Output()
-    hint_btn = widgets.Button(description="Hint", icon="lightbulb-o")
-    sol_btn = widgets.Button(description="Solution", icon="book", button_style="warning")
-
-    def on_hint(_btn: Any) -> None:
-        with out:
-            ex.hint()
-
-    def on_solution(_btn: Any) -> None:
-        with out:
-            ex.solution()
-
-    hint_btn.on_click(on_hint)
-    sol_btn.on_click(on_solution)
-    display(widgets.VBox([widgets.HBox([hint_btn, sol_btn]), out]))
+    try:
+        box = feedback_buttons(ex)
+    except ImportError:
+        return
+    display(box)
 
 
-def report(**metrics: float | int | str) -> dict:
+def _plain(value: Any) -> Any:
+    """A JSON-safe scalar: numpy/torch scalars unwrapped, floats rounded, NaN/inf spelled out."""
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):  # a multi-element array or tensor is not a metric
+            return str(value)
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def report(**metrics: Any) -> dict:
     """Publish a lesson's measured results so ``academy curriculum test`` can tabulate them."""
-    clean = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+    clean = {k: _plain(v) for k, v in metrics.items()}
     text = "Lesson metrics: " + ", ".join(f"{k}={v}" for k, v in clean.items())
     try:
         from IPython import get_ipython
@@ -183,6 +236,8 @@ def report(**metrics: float | int | str) -> dict:
 
 def pick_device(device: str = "auto") -> str:
     """Resolve the ``device`` notebook parameter: ``auto`` means CUDA when a GPU is visible."""
+    if not isinstance(device, str) or not _DEVICE_RE.match(device):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', not {device!r}")
     if device != "auto":
         return device
     try:
@@ -194,9 +249,12 @@ def pick_device(device: str = "auto") -> str:
 
 __all__ = [
     "CheckResult",
+    "EVENT_KINDS",
     "Exercise",
     "METRICS_MIME",
+    "ProgressNotSavedWarning",
     "exercise",
+    "feedback_buttons",
     "pick_device",
     "progress_path",
     "record_event",

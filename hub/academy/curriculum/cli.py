@@ -1,0 +1,219 @@
+"""``academy curriculum``: test (lint + parallel papermill run), lint, and clean the notebook curriculum."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+from academy.curriculum import discover, lint
+from academy.curriculum.results import RunOptions, Status
+
+DEFAULT_JUNIT = Path("test-output/curriculum-junit.xml")
+DEFAULT_KEEP = Path("test-output/curriculum-failures")
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# Set by their own flags so a run's mode is always explicit in its report.
+RESERVED_PARAMETERS = {"smoke": "--smoke/--full", "device": "--device"}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be more than 0 seconds")
+    return value
+
+
+def _parameter(text: str) -> tuple[str, object]:
+    try:
+        name, value = discover.parse_parameter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if name in RESERVED_PARAMETERS:
+        raise argparse.ArgumentTypeError(f"set {name} with {RESERVED_PARAMETERS[name]}, not -p")
+    return name, value
+
+
+def _device(text: str) -> str:
+    if not DEVICE_RE.match(text):
+        raise argparse.ArgumentTypeError(f"device {text!r} must be auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("curriculum", help="test, lint and clean the notebook curriculum")
+    actions = parser.add_subparsers(dest="curriculum_command", metavar="ACTION")
+    actions.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="numbers or names, e.g. 3 or 03_classical_ml (default: all)")
+        p.add_argument("--dir", type=Path, default=None, help="notebooks directory (default: ./notebooks or $ACADEMY_NOTEBOOKS_DIR)")
+
+    test = actions.add_parser("test", help="run notebooks in parallel through papermill and check they pass and are clean")
+    common(test)
+    test.add_argument("-j", "--jobs", type=_positive_int, default=os.cpu_count() or 1, help="notebooks run at once (default: CPU count)")
+    test.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds per notebook before its kernel is killed (default: 300)")
+    mode = test.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", dest="smoke", action="store_true", default=None, help="tiny CI-sized run (default when CI=true)")
+    mode.add_argument("--full", dest="smoke", action="store_false", help="realistic sizes, for a GPU node")
+    test.add_argument("-p", "--parameter", dest="parameters", action="append", type=_parameter, default=[], metavar="NAME=VALUE", help="extra notebook parameter (repeatable)")
+    test.add_argument("--device", type=_device, default=None, help="device parameter: auto, cpu, cuda, cuda:N (default: the notebook's 'auto')")
+    test.add_argument("--threads", type=_positive_int, default=None, help="BLAS/OpenMP threads per kernel (default: CPU count / jobs)")
+    test.add_argument("--no-lint", dest="lint", action="store_false", help="skip the clean/skeleton checks (for edited copies; CI keeps them)")
+    test.add_argument("--junit", type=Path, default=DEFAULT_JUNIT, help=f"JUnit XML report (default: {DEFAULT_JUNIT})")
+    test.add_argument("--keep", type=Path, default=DEFAULT_KEEP, help=f"where executed notebooks of failures go (default: {DEFAULT_KEEP})")
+    test.set_defaults(func=cmd_test)
+
+    check = actions.add_parser("lint", help="check notebooks are committed clean and follow the skeleton (fast, no kernels)")
+    common(check)
+    check.set_defaults(func=cmd_lint)
+
+    clean = actions.add_parser("clean", help="strip outputs, execution counts and run metadata in place")
+    common(clean)
+    clean.set_defaults(func=cmd_clean)
+
+
+def _chosen(args: argparse.Namespace, console) -> list[Path] | None:
+    directory = args.dir or discover.default_notebooks_dir()
+    try:
+        notebooks = discover.select(discover.curriculum_notebooks(directory), args.notebooks)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return None
+    if not notebooks:
+        console.print(f"[red]error:[/] no NN_slug.ipynb notebooks in {directory}")
+        return None
+    for stray in discover.stray_notebooks(directory):
+        console.print(f"[yellow]warning:[/] {stray.name} is not a curriculum notebook (NN_slug.ipynb); not run")
+    return notebooks
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from academy.curriculum import report
+    from academy.curriculum.runner import run_notebooks
+
+    console = Console()
+    notebooks = _chosen(args, console)
+    if notebooks is None:
+        return 2
+    smoke = in_ci() if args.smoke is None else args.smoke
+    parameters = dict(args.parameters)
+    parameters["smoke"] = smoke
+    if args.device:
+        parameters["device"] = args.device
+    jobs = min(args.jobs, len(notebooks))
+    cores = os.cpu_count() or 1
+    options = RunOptions(
+        jobs=jobs,
+        timeout=args.timeout,
+        parameters=parameters,
+        keep_dir=args.keep,
+        threads_per_job=args.threads or max(1, cores // jobs),
+        lint=args.lint,
+    )
+    mode = "smoke" if smoke else "full"
+    console.print(
+        f"Running {len(notebooks)} notebook(s), {mode} mode, {jobs} at a time "
+        f"({os.environ.get('OMP_NUM_THREADS', options.threads_per_job)} BLAS/OpenMP thread(s) each), "
+        f"{args.timeout:g} s limit each"
+    )
+
+    running: list[str] = []
+    lock = threading.Lock()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=len(notebooks))
+
+        def on_start(nb: Path) -> None:
+            with lock:
+                running.append(nb.stem)
+                progress.update(task, description="running " + ", ".join(running))
+
+        def on_done(result) -> None:
+            with lock:
+                if result.name in running:
+                    running.remove(result.name)
+                progress.update(task, advance=1, description="running " + ", ".join(running) if running else "done")
+            style = report.STYLES[result.status]
+            progress.console.print(f"[{style}]{result.status.value:7}[/] {result.name} ({result.seconds:.1f} s)")
+
+        started = time.monotonic()
+        # CI cancels with SIGTERM: turn it into the KeyboardInterrupt path that kills every kernel.
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+        try:
+            results = run_notebooks(
+                notebooks, options, expected_seconds=report.previous_seconds(args.junit), on_start=on_start, on_done=on_done
+            )
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+        wall = time.monotonic() - started
+    report.print_report(console, results, wall, mode)
+    report.write_junit(args.junit, results, wall)
+    console.print(f"JUnit report: {args.junit}")
+    return 0 if all(r.status is Status.PASS for r in results) else 1
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console()
+    notebooks = _chosen(args, console)
+    if notebooks is None:
+        return 2
+    bad = 0
+    for nb in notebooks:
+        problems = lint.lint(nb)
+        if problems:
+            bad += 1
+            console.print(f"[yellow]{nb.name}[/]")
+            for problem in problems:
+                console.print(f"  • {problem}")
+    console.print(f"{len(notebooks) - bad} of {len(notebooks)} notebook(s) clean and on skeleton")
+    return 1 if bad else 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console()
+    notebooks = _chosen(args, console)
+    if notebooks is None:
+        return 2
+    for nb in notebooks:
+        try:
+            changed = lint.strip_file(nb)
+        except ValueError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return 1
+        console.print(f"{'cleaned' if changed else 'already clean'}: {nb.name}")
+    return 0

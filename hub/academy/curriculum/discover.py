@@ -1,0 +1,94 @@
+"""Find the curriculum notebooks, resolve the ones a user named, and parse ``-p name=value`` parameters."""
+from __future__ import annotations
+
+import json
+import keyword
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+NOTEBOOK_RE = re.compile(r"^(?P<number>\d{2})_(?P<slug>[a-z0-9][a-z0-9_]*)\.ipynb$")
+DIR_ENV = "ACADEMY_NOTEBOOKS_DIR"
+
+
+def default_notebooks_dir() -> Path:
+    """``$ACADEMY_NOTEBOOKS_DIR``, else ``./notebooks``, else the repository's ``notebooks/``."""
+    if os.environ.get(DIR_ENV):
+        return Path(os.environ[DIR_ENV])
+    here = Path.cwd() / "notebooks"
+    if here.is_dir():
+        return here
+    # hub/academy/curriculum/discover.py -> repository root in an editable install
+    return Path(__file__).resolve().parents[3] / "notebooks"
+
+
+def curriculum_notebooks(directory: Path) -> list[Path]:
+    """The ``NN_slug.ipynb`` notebooks of ``directory``, in curriculum order."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"notebooks directory {directory} does not exist")
+    return sorted(p for p in directory.iterdir() if p.is_file() and NOTEBOOK_RE.match(p.name))
+
+
+def stray_notebooks(directory: Path) -> list[Path]:
+    """Notebooks beside the curriculum that do not follow ``NN_slug.ipynb`` (e.g. ``Untitled.ipynb``)."""
+    return sorted(p for p in directory.glob("*.ipynb") if not NOTEBOOK_RE.match(p.name))
+
+
+def select(notebooks: list[Path], names: list[str]) -> list[Path]:
+    """The notebooks named by number (``3``, ``03``), stem (``03_classical_ml``), slug or file name.
+
+    Keeps curriculum order and drops duplicates; an unknown name is a ``ValueError``
+    listing what exists, so a typo never silently runs nothing.
+    """
+    if not names:
+        return list(notebooks)
+    chosen: set[Path] = set()
+    for raw in names:
+        token = raw.strip()
+        matches = [nb for nb in notebooks if _matches(nb, token)]
+        if not matches:
+            known = ", ".join(nb.stem for nb in notebooks) or "none"
+            raise ValueError(f"no curriculum notebook matches {raw!r} (known: {known})")
+        chosen.update(matches)
+    return [nb for nb in notebooks if nb in chosen]
+
+
+def _matches(nb: Path, token: str) -> bool:
+    m = NOTEBOOK_RE.match(nb.name)
+    if m is None:
+        return False
+    if token.isdigit():
+        return int(token) == int(m["number"])
+    token = token.removesuffix(".ipynb")
+    return token in {nb.stem, m["slug"]} or Path(token).name == nb.stem
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """``name=value`` with papermill-like typing: True/False/None, int, float, JSON list/dict, else str."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"parameter {text!r} must look like name=value with a Python identifier as name")
+    return name, parse_value(raw.strip())
+
+
+def parse_value(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    if lowered in {"none", "null"}:
+        return None
+    for convert in (int, float):
+        try:
+            return convert(raw)
+        except ValueError:
+            pass
+    if raw[:1] in "[{":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"parameter value {raw!r} looks like JSON but does not parse: {exc.msg}") from None
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    return raw

@@ -1,0 +1,228 @@
+"""Tests of academy.learn: check/hint/solution feedback, the progress log, and the widget buttons in a real kernel."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from academy import learn
+from academy.learn import METRICS_MIME, ProgressNotSavedWarning, exercise, feedback_buttons, pick_device, report
+
+FIELDS = {"time", "user", "notebook", "exercise", "kind", "passed", "message"}
+
+
+@pytest.fixture
+def progress(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "progress" / "events.jsonl"
+    monkeypatch.setenv(learn.PROGRESS_ENV, str(path))
+    monkeypatch.setenv("JUPYTERHUB_USER", "ada")
+    return path
+
+
+def events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def make_double():
+    @exercise("99_testing", "double", hint="Multiply by two.", solution="```python\nreturn x * 2\n```", title="Double it")
+    def double_exercise(fn):
+        assert fn(0) == 0, "double(0) should be 0: start from the input, not a constant."
+        got = fn(3)
+        assert got == 6, f"double(3) gave {got!r}, expected 6."
+        return "Well done."
+
+    return double_exercise
+
+
+def test_right_answer_is_praised_and_logged(progress, capsys):
+    """Does a right answer print ✅ with the checker's extra remark and log a passed check?"""
+    ex = make_double()
+    assert ex.check(lambda x: 2 * x) is True
+    out = capsys.readouterr().out
+    assert "✅ Double it: Correct! Well done." in out
+    assert "Stuck?" not in out
+    [event] = events(progress)
+    assert (event["kind"], event["passed"], event["exercise"], event["notebook"]) == ("check", True, "double", "99_testing")
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (lambda x: x + 3, "double(0) should be 0: start from the input, not a constant."),
+        (lambda x: x * 3 if x else 0, "double(3) gave 9, expected 6."),
+        (lambda x: (_ for _ in ()).throw(NotImplementedError), "Not attempted yet: replace the placeholder with your code."),
+        (lambda x: x / "a", "Your code raised TypeError"),
+    ],
+    ids=["wrong-start", "wrong-factor", "not-attempted", "crashes"],
+)
+def test_wrong_answer_gets_specific_feedback_without_raising(progress, capsys, answer, expected):
+    """Does a wrong, unattempted or crashing answer print ❌ with the specific reason, log it, and not raise?"""
+    ex = make_double()
+    assert ex.check(answer) is False
+    out = capsys.readouterr().out
+    assert f"❌ Double it: {expected}" in out
+    assert "Hint / Solution" in out
+    [event] = events(progress)
+    assert event["passed"] is False and event["message"].startswith(expected)
+    assert ex.results[-1].passed is False
+
+
+def test_hint_and_solution_print_and_log(progress, capsys):
+    """Do hint() and solution() show their text and log events whose passed is null?"""
+    ex = make_double()
+    assert ex.hint() == "Multiply by two."
+    assert "return x * 2" in ex.solution()
+    out = capsys.readouterr().out
+    assert "💡 Hint: Multiply by two." in out and "📖 Solution:\n```python\nreturn x * 2" in out
+    assert [(e["kind"], e["passed"]) for e in events(progress)] == [("hint", None), ("solution", None)]
+
+
+def test_progress_lines_have_the_documented_fields(progress):
+    """Is each progress line one JSON object with exactly the documented fields and types?"""
+    ex = make_double()
+    ex.check(lambda x: x)
+    ex.hint()
+    lines = progress.read_text().splitlines()
+    assert len(lines) == 2
+    for event in map(json.loads, lines):
+        assert set(event) == FIELDS
+        when = dt.datetime.fromisoformat(event["time"])
+        assert when.utcoffset() == dt.timedelta(0)
+        assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 60
+        assert event["user"] == "ada"
+        assert event["kind"] in learn.EVENT_KINDS
+        assert event["passed"] in (True, False, None)
+        assert isinstance(event["message"], str)
+
+
+def test_long_messages_are_capped(progress):
+    """Is a huge feedback message cut to the documented limit so one event stays one short line?"""
+    event = learn.record_event("99_testing", "x", "check", False, "y" * 5000)
+    assert len(event["message"]) == learn.MESSAGE_LIMIT
+    assert len(events(progress)[0]["message"]) == learn.MESSAGE_LIMIT
+
+
+def test_unknown_event_kind_is_rejected(progress):
+    """Is a programming slip in an event kind rejected with a clear error instead of polluting the log?"""
+    with pytest.raises(ValueError, match="check, hint, solution"):
+        learn.record_event("99_testing", "x", "peek", None)
+
+
+def test_concurrent_processes_keep_lines_whole(tmp_path):
+    """Do two processes appending at once leave every line whole and parseable (no torn lines)?"""
+    path = tmp_path / "shared.jsonl"
+    n = 2000
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from academy.learn import record_event
+        who, start, n = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+        while time.time() < start:  # both writers begin together, so their appends really overlap
+            time.sleep(0.001)
+        for i in range(n):
+            record_event("99_testing", f"{who}-{i}", "check", i % 2 == 0, who * 450)
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", learn.PROGRESS_ENV: str(path), "JUPYTERHUB_USER": "ada"}
+    start = str(time.time() + 1.5)
+    procs = [subprocess.Popen([sys.executable, "-c", script, who, start, str(n)], env=env) for who in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    got = events(path)
+    assert len(got) == 2 * n
+    writers = [e["exercise"][0] for e in got]
+    assert sum(a != b for a, b in zip(writers, writers[1:])) > 1, "the two writers never overlapped"
+    for who in "ab":
+        mine = [e for e in got if e["exercise"].startswith(f"{who}-")]
+        assert len(mine) == n and all(e["message"] == who * 450 for e in mine)
+
+
+def test_unwritable_progress_warns_once_and_lesson_continues(tmp_path, monkeypatch, capsys):
+    """When the progress file cannot be written (its 'directory' is a file), is there one warning and no exception?"""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv(learn.PROGRESS_ENV, str(blocker / "progress.jsonl"))
+    ex = make_double()
+    with pytest.warns(ProgressNotSavedWarning, match="progress not saved"):
+        assert ex.check(lambda x: 2 * x) is True
+    assert "✅" in capsys.readouterr().out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ProgressNotSavedWarning)  # a second warning would now raise
+        assert ex.hint() == "Multiply by two."
+
+
+def test_default_progress_path_is_in_home(monkeypatch, tmp_path):
+    """Without the override, do events go to ~/.academy/progress.jsonl?"""
+    monkeypatch.delenv(learn.PROGRESS_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert learn.progress_path() == tmp_path / ".academy" / "progress.jsonl"
+
+
+def test_buttons_reveal_hint_and_solution(progress):
+    """Do the Hint and Solution buttons, clicked, log a reveal each (driven without a browser)?"""
+    ex = make_double()
+    box = feedback_buttons(ex)
+    hint_btn, sol_btn = box.children[0].children
+    assert (hint_btn.description, sol_btn.description) == ("Hint", "Solution")
+    hint_btn.click()
+    sol_btn.click()
+    assert [e["kind"] for e in events(progress)] == ["hint", "solution"]
+
+
+def test_report_outside_a_kernel_prints_plain_json_safe_metrics(capsys):
+    """Does report() turn numpy scalars and NaN into JSON-safe values and print them outside a kernel?"""
+    np = pytest.importorskip("numpy")
+    clean = report(loss=np.float32(0.25), steps=np.int64(3), bad=float("nan"), name="x")
+    assert clean == {"loss": 0.25, "steps": 3, "bad": "nan", "name": "x"}
+    json.dumps(clean, allow_nan=False)
+    assert "Lesson metrics: loss=0.25, steps=3" in capsys.readouterr().out
+
+
+def test_pick_device():
+    """Does pick_device pass explicit devices through, resolve auto, and reject nonsense clearly?"""
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("cuda:1") == "cuda:1"
+    assert pick_device("auto") in {"cpu", "cuda"}
+    with pytest.raises(ValueError, match="device must be"):
+        pick_device("gpu0; rm -rf /")
+
+
+def test_buttons_and_metrics_in_a_real_kernel(tmp_path):
+    """In a real ipykernel, does check() display the Hint/Solution widget and report() the metrics MIME bundle?"""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    progress_file = tmp_path / "kernel-progress.jsonl"
+    cells = [
+        new_code_cell(
+            "import os\n"
+            f"os.environ['{learn.PROGRESS_ENV}'] = {str(progress_file)!r}\n"
+            "from academy.learn import exercise, feedback_buttons, report\n"
+            "ex = exercise('99_testing', 'double', hint='Multiply by two.', solution='x * 2')(lambda f: None)\n"
+            "ex.check(lambda x: 2 * x)"
+        ),
+        new_code_cell(
+            "box = feedback_buttons(ex)\n"
+            "hint_btn, sol_btn = box.children[0].children\n"
+            "hint_btn.click()\n"
+            "print(type(box).__name__, hint_btn.description, sol_btn.description)"
+        ),
+        new_code_cell("report(val_loss=1.5, steps=10)"),
+    ]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    first = nb.cells[0].outputs
+    assert any("✅" in o.get("text", "") for o in first)
+    views = [o for o in first if o.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" in o.data]
+    assert views, f"no widget displayed under the check; outputs were {first}"
+    assert "VBox Hint Solution" in "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    [metrics] = [o.data[METRICS_MIME] for o in nb.cells[2].outputs if METRICS_MIME in o.get("data", {})]
+    assert metrics == {"val_loss": 1.5, "steps": 10}
+    assert [e["kind"] for e in events(progress_file)] == ["check", "hint"]

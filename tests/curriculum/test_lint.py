@@ -1,0 +1,130 @@
+"""Do the clean and skeleton checks catch each departure from NOTEBOOKS.md, and does stripping make a notebook clean?"""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_output
+
+from _curriculum_nb import skeleton, write
+from academy.curriculum import lint
+
+
+def problems_of(tmp_path, nb, name="07_synthetic"):
+    return lint.lint(write(tmp_path, name, nb))
+
+
+def test_skeleton_notebook_is_clean(tmp_path):
+    """Does a notebook built to the skeleton pass every check (so the checks are not simply always failing)?"""
+    assert problems_of(tmp_path, skeleton(7)) == []
+
+
+def _drop_params(nb):
+    nb.cells[3].metadata["tags"] = []
+
+
+def _smoke_true(nb):
+    nb.cells[3].source = 'smoke = True\ndevice = "auto"'
+
+
+def _swap_sections(nb):
+    nb.cells[13], nb.cells[14] = nb.cells[14], nb.cells[13]
+
+
+def _no_assert(nb):
+    nb.cells[12].source = "report(value=value)"
+
+
+def _no_report(nb):
+    nb.cells[12].source = "assert value == 2"
+
+
+def _two_checks(nb):
+    nb.cells.insert(13, new_code_cell("assert True\nreport(x=1)", metadata={"tags": ["learning-check"]}, id="extra"))
+
+
+def _bad_title(nb):
+    nb.cells[0].source = "# Synthetic lesson"
+
+
+def _wrong_number(nb):
+    nb.cells[0].source = "# 03 · Synthetic lesson"
+
+
+def _no_table(nb):
+    nb.cells[2].source = "## Prerequisites\nSome Python.\n\n**Time to learn**: 5 minutes"
+
+
+def _one_exercise(nb):
+    del nb.cells[10]
+
+
+def _papermill_leftovers(nb):
+    nb.metadata["papermill"] = {"duration": 1.0}
+    nb.cells.insert(4, new_code_cell("smoke = True", metadata={"tags": ["injected-parameters"]}, id="inj"))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (_drop_params, "expected one code cell tagged 'parameters', found 0"),
+        (_smoke_true, "the 'parameters' cell should set smoke = False"),
+        (_swap_sections, "sections out of order"),
+        (_no_assert, "the 'learning-check' cell should assert the lesson's measured result"),
+        (_no_report, "the 'learning-check' cell should call report(...)"),
+        (_two_checks, "expected one code cell tagged 'learning-check', found 2"),
+        (_bad_title, "first cell should be a markdown title '# NN · Title'"),
+        (_wrong_number, "does not carry the file's number 07"),
+        (_no_table, "| Concept | Importance | Notes | table"),
+        (_one_exercise, "'## Exercises' should hold 2-3 exercises"),
+        (_papermill_leftovers, "is papermill's 'injected-parameters' cell"),
+    ],
+)
+def test_each_departure_is_named(tmp_path, mutate, expected):
+    """Is each kind of departure from the conventions reported with a specific message?"""
+    nb = skeleton(7)
+    mutate(nb)
+    problems = problems_of(tmp_path, nb)
+    assert any(expected in p for p in problems), problems
+
+
+def test_missing_and_repeated_cell_ids(tmp_path):
+    """Are cells without an id, or repeating one, reported (JupyterLab's collaboration relies on stable ids)?"""
+    path = write(tmp_path, "07_synthetic", skeleton(7))
+    raw = json.loads(path.read_text())
+    del raw["cells"][5]["id"]  # nbformat.write would quietly add one, so edit the JSON itself
+    raw["cells"][6]["id"] = raw["cells"][7]["id"]
+    path.write_text(json.dumps(raw))
+    problems = lint.lint(path)
+    assert "cell 5 has no id" in problems
+    assert "cell 7 (c07-07) repeats id 'c07-07'" in problems
+
+
+def test_bad_file_name_and_invalid_json(tmp_path):
+    """Are a non-curriculum file name and a file that is not JSON reported, not crashed on?"""
+    assert any("NN_slug.ipynb" in p for p in problems_of(tmp_path, skeleton(7), name="Untitled"))
+    broken = tmp_path / "08_broken.ipynb"
+    broken.write_text("{ not json")
+    [problem] = lint.lint(broken)
+    assert "not a notebook (invalid JSON" in problem
+
+
+def test_strip_makes_an_executed_notebook_clean_and_keeps_sources(tmp_path):
+    """Does strip_file remove outputs, counts and run metadata, keep every source and id, and change nothing twice?"""
+    nb = skeleton(7)
+    nb.cells[7].outputs = [new_output("execute_result", data={"text/plain": "2"}, execution_count=4)]
+    nb.cells[7].execution_count = 4
+    nb.cells[7].metadata["papermill"] = {"status": "completed"}
+    nb.cells[7].metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    path = write(tmp_path, "07_synthetic", nb)
+    assert lint.lint(path)
+    assert lint.strip_file(path) is True
+    assert lint.lint(path) == []
+    again = nbformat.read(path, as_version=4)
+    assert [c.source for c in again.cells] == [c.source for c in nb.cells]
+    assert [c.id for c in again.cells] == [c.id for c in nb.cells]
+    before = path.read_text()
+    assert lint.strip_file(path) is False and path.read_text() == before
+    json.loads(before)
