@@ -49,6 +49,11 @@ def preflight(cfg: dict) -> str:
     for check in (check_proxy(cfg), check_user_reachable(cfg)):
         if not check.ok:
             raise StartRefused(check.detail)
+    if cfg["backend"] == "slurm" and not cfg["hub"]["hub_port"]:
+        raise StartRefused(
+            "hub.hub_port: the slurm backend needs a fixed port, because running jobs keep the hub "
+            "address they started with and must find the hub again after a restart"
+        )
     if cfg["auth"]["type"] == "oidc":
         var = cfg["auth"]["oidc"]["client_secret_env"]
         if not os.environ.get(var):
@@ -113,9 +118,12 @@ def run(args: argparse.Namespace) -> int:
         # OAuthenticator reads its secret from OAUTH_CLIENT_SECRET; the YAML only names the variable.
         env["OAUTH_CLIENT_SECRET"] = os.environ[cfg["auth"]["oidc"]["client_secret_env"]]
     hub_port = hub["hub_port"] or free_port()
+    # Jobs on compute nodes reach the hub's API through slurm.hub_connect_url, so the hub then
+    # listens on every interface; otherwise only this machine needs to reach it.
+    hub_ip = "0.0.0.0" if cfg["backend"] == "slurm" and cfg["slurm"].get("hub_connect_url") else "127.0.0.1"
     cmd = [
         sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_PY),
-        f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hub_port}",
+        f"--JupyterHub.hub_bind_url=http://{hub_ip}:{hub_port}",
         f"--JupyterHub.bind_url=http://{hub['ip']}:{hub['port']}{hub['base_url']}",
         # The proxy's REST API would default to 8001 on every hub; a free port keeps a trainer's
         # second hub (or a test hub) from taking over this one's routes.

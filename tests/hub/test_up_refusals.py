@@ -112,3 +112,12 @@ def test_sso_without_its_secret_is_refused(site):
         "userdata_url": "https://idp.example.org/u"}}
     proc = run_up(write(site, yaml.safe_dump(cfg)))
     assert_refused(proc, site, before, "ACADEMY_SECRET_THAT_IS_NOT_SET is not set")
+
+
+def test_slurm_without_a_fixed_hub_port_is_refused(site):
+    """Is a Slurm site with hub_port 0 refused, since running jobs could not find a restarted hub?"""
+    before = snapshot(site / "state")
+    cfg = yaml.safe_load(valid(site, free_port()))
+    cfg["backend"] = "slurm"
+    proc = run_up(write(site, yaml.safe_dump(cfg)))
+    assert_refused(proc, site, before, "hub.hub_port: the slurm backend needs a fixed port")

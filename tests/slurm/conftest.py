@@ -16,8 +16,8 @@ import shutil
 import pytest
 
 from _support import need
-from slurm_cluster import Cluster, controller_up, ensure_reservation, ensure_user, start, stop
-from slurm_hub import CREATED_USERS, LearnerPool, check_python_env_usable, new_username, remove_users, slurm_site, start_hub
+from slurm_cluster import Cluster, controller_up, ensure_reservation, start, stop
+from slurm_hub import LearnerPool, check_python_env_usable, new_username, remove_users, slurm_site, start_hub, unix_user
 
 
 def _slurm_installed() -> bool:
@@ -33,10 +33,7 @@ def slurm_cluster():
     start(cluster)
     os.environ["SLURM_CONF"] = str(cluster.conf)
     ensure_reservation(cluster)
-    probe = new_username("probe")
-    ensure_user(probe)
-    CREATED_USERS.append(probe)
-    check_python_env_usable(probe)
+    check_python_env_usable(unix_user(new_username("probe")))
     yield cluster
     remove_users()
     if not was_up:

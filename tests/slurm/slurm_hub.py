@@ -56,11 +56,17 @@ def new_username(prefix: str = "sl") -> str:
 CREATED_USERS: list[str] = []
 
 
+def unix_user(name: str, groups: tuple[str, ...] = ()) -> str:
+    """A real Unix user, removed with the others at the end of the session."""
+    ensure_user(name, groups)
+    CREATED_USERS.append(name)
+    return name
+
+
 def make_learners(hub: HubProcess, names: list[str], groups: tuple[str, ...] = ()) -> list[Learner]:
     """Unix users plus hub accounts, created in one ``academy accounts add`` (it costs seconds per call)."""
     for name in names:
-        ensure_user(name, groups)
-        CREATED_USERS.append(name)
+        unix_user(name, groups)
     passwords = hub.add_accounts(*names)
     learners = []
     for name in names:
@@ -111,10 +117,16 @@ def slurm(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), env=Cluster().env(), capture_output=True, text=True, timeout=60)
 
 
-def job_of(name: str) -> dict[str, str] | None:
-    """The newest job of a Unix user as squeue describes it (all states), or None."""
+def newest_job_id() -> int:
+    """The highest job id Slurm still lists; uids are reused after userdel, so 'no job of X' needs a baseline."""
+    out = slurm("squeue", "--noheader", "--all", "--states=all", "--format=%i")
+    return max((int(j) for j in out.stdout.split() if j.isdigit()), default=0)
+
+
+def job_of(name: str, after: int = 0) -> dict[str, str] | None:
+    """The newest job of a Unix user (all states, ids above ``after``) as squeue describes it, or None."""
     out = slurm("squeue", "--noheader", "--all", "--states=all", f"--user={name}", "--format=%i|%T|%v|%P|%b")
-    rows = [line.split("|") for line in out.stdout.splitlines() if line.strip()]
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.strip() and int(line.split("|")[0]) > after]
     if not rows:
         return None
     jid, state, reservation, partition, gres = max(rows, key=lambda r: int(r[0]))

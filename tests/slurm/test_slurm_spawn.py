@@ -13,10 +13,12 @@ from slurm_hub import (
     job_state,
     make_learner,
     new_username,
+    newest_job_id,
     progress_events,
     server_environ,
     slurm,
     spawn,
+    unix_user,
     wait_no_server,
 )
 
@@ -88,9 +90,10 @@ def test_group_restricted_profile_is_refused_to_others(slurm_hub, learner):
     """Is the workshop profile missing from a non-member's form and refused (400, no job) through the API?"""
     form = learner.session.get(f"{slurm_hub.url}/hub/spawn", timeout=30).text
     assert 'value="cpu"' in form and 'value="workshop"' not in form
+    before = newest_job_id()
     r = slurm_hub.api("POST", f"/users/{learner.name}/server", learner.token, json={"profile": "workshop"})
     assert r.status_code == 400 and "limited to the groups workshop" in r.json()["message"]
-    assert job_of(learner.name) is None
+    assert job_of(learner.name, after=before) is None
 
 
 CRAFTED = [
@@ -105,19 +108,17 @@ CRAFTED = [
 
 def test_crafted_options_never_reach_slurm(slurm_hub, learner):
     """Is every crafted spawn request refused with a clear 400 before any job is submitted?"""
+    before = newest_job_id()
     for options, message in CRAFTED:
         r = slurm_hub.api("POST", f"/users/{learner.name}/server", learner.token, json=options)
         assert r.status_code == 400 and message in r.json()["message"], (options, r.text)
-    assert job_of(learner.name) is None
+    assert job_of(learner.name, after=before) is None
     assert not slurm_hub.api("GET", f"/users/{learner.name}", learner.token).json()["servers"]
 
 
 def test_pending_job_shows_reason_and_estimated_start(slurm_hub, learner):
     """While both H100s are busy, does the spawn page show the job id, PENDING, the reason and Slurm's start estimate?"""
-    blocker = new_username("blk")
-    from slurm_cluster import ensure_user
-
-    ensure_user(blocker)
+    blocker = unix_user(new_username("blk"))
     ids = []
     for _ in range(2):
         out = slurm("runuser", "-u", blocker, "--", "sbatch", "--parsable", "--partition=gpu", "--gres=gpu:h100:1",

@@ -1,10 +1,11 @@
 """Execute curriculum notebooks in parallel, each in a killable worker subprocess with a time limit.
 
 Each notebook runs with its working directory set to a private temporary copy of
-``notebooks/`` (so a lesson that writes files leaves the repository clean) and with
-``ACADEMY_PROGRESS_FILE`` pointing at a temporary file (so CI never touches a real
-learner's progress). Threads only wait on subprocesses; the notebooks' CPU work happens
-in their kernels.
+``notebooks/`` (so a lesson that writes files leaves the repository clean), with
+``ACADEMY_PROGRESS_FILE`` and ``ACADEMY_WORKDIR`` pointing into scratch (so CI never
+touches a real learner's progress or ~/academy-work), and with BLAS/OpenMP threads
+capped per kernel so parallel kernels do not oversubscribe the cores. Threads here only
+wait on subprocesses; the notebooks' CPU work happens in their kernels.
 """
 from __future__ import annotations
 
