@@ -5,8 +5,9 @@ VENV ?= .venv
 SYSTEM_PYTHON ?= /usr/bin/python3
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-# Packages `make up` needs: venv support and Node.js for configurable-http-proxy.
-APT_RUN := python3 python3-venv python3-dev nodejs npm
+# Packages `make up` needs: venv support, and Node.js for configurable-http-proxy (only when
+# node/npm are not already there, e.g. from NodeSource, whose nodejs conflicts with Debian's npm).
+APT_RUN := python3 python3-venv python3-dev
 # And what the tests drive for real: Chromium, a one-node Slurm, the grading sandbox.
 APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
 
@@ -27,6 +28,7 @@ doctor: install
 # Debian packages: installed when running as root, otherwise only checked.
 system-run:
 	@./.ci/apt-install $(APT_RUN)
+	@command -v node >/dev/null && command -v npm >/dev/null || ./.ci/apt-install nodejs npm
 
 system-test: system-run
 	@./.ci/apt-install $(APT_TEST)
