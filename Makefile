@@ -11,13 +11,14 @@ APT_RUN := python3 python3-venv python3-dev
 # And what the tests drive for real: Chromium, a one-node Slurm, the grading sandbox.
 APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
 
-.PHONY: help up install install-test system-run system-test test test-fast doctor clean
+.PHONY: help up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde
 
 help:
 	@echo "make up         install everything and start the hub on http://127.0.0.1:8000"
 	@echo "make test       install everything the tests need and run the whole suite"
 	@echo "make test-fast  unit tests only (no hub, Slurm, browser or kernels)"
 	@echo "make doctor     check the installation"
+	@echo "make bench      run the speed benchmarks (curriculum, autograde, spawn); results in benchmarks/results/"
 
 up: install
 	$(VENV)/bin/academy up
@@ -57,6 +58,19 @@ test: install-test
 
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+# Speed goals, measured as ratios against a baseline in the same run (not part of `make test`).
+bench: bench-curriculum bench-autograde bench-spawn
+
+bench-curriculum: install-test
+	$(PY) benchmarks/curriculum.py
+
+bench-autograde: install-test
+	$(PY) benchmarks/autograde.py --rounds 2
+
+bench-spawn: install-test
+	./.ci/shared-access
+	$(PY) benchmarks/spawn.py
 
 clean:
 	rm -rf $(VENV) node_modules test-output .pytest_cache

@@ -170,8 +170,11 @@ class SandboxPolicy(Configurable):
         bw += ["--die-with-parent", "--new-session", "--disable-userns", "--hostname", "grader", "--clearenv"]
         for key, value in sorted(environment.items()):
             bw += ["--setenv", key, value]
+        # The private /tmp comes first: bwrap applies mounts in order, and a checkout (with its
+        # venv) may itself live under /tmp, as CI's does; a later tmpfs would hide it.
+        bw += ["--tmpfs", "/tmp"]
         bw += self._runtime_binds()
-        bw += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        bw += ["--proc", "/proc", "--dev", "/dev",
                "--bind", ipc_dir, ipc_dir,
                "--bind", workdir, SANDBOX_WORKDIR,
                "--chdir", SANDBOX_WORKDIR, "--"]
