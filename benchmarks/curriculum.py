@@ -10,6 +10,8 @@ Ours caps BLAS/OpenMP threads per kernel at cores/jobs by default; the extra
 methods get the worker's ``poll_in_slices`` guard against nbclient's rare lost-reply
 hang, so the timings compare scheduling, not luck; serial also has a 300 s cell limit.
 Goals: ours >= 1.7x faster than serial, no slower than nbmake, whole smoke track < 600 s.
+It also measures the machine's own parallel ceiling (N spinning processes against one),
+because on a shared or SMT machine no runner can exceed it.
 Prints a table and writes benchmarks/results/curriculum.json.
 """
 from __future__ import annotations
@@ -47,6 +49,23 @@ class Measurement:
     total: int
     per_notebook_s: dict[str, float] = field(default_factory=dict)
     note: str = ""
+
+
+SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(15_000_000):\n    x += i\nprint(time.perf_counter() - t)"
+
+
+def parallel_ceiling(jobs: int) -> float:
+    """How much faster ``jobs`` CPU-bound processes finish than one after another, on this machine now.
+
+    No runner can beat this ratio; on a shared or SMT machine it is well below ``jobs``.
+    """
+    def spin(n: int) -> float:
+        procs = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return max(float(p.communicate()[0]) for p in procs)
+
+    one = min(spin(1) for _ in range(2))
+    together = min(spin(jobs) for _ in range(2))
+    return round(jobs * one / together, 2)
 
 
 def smoke_copy(notebooks: list[Path], dest: Path) -> list[Path]:
@@ -150,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     print(f"{len(notebooks)} notebook(s): {' '.join(nb.stem for nb in notebooks)}; {cores} cores; jobs={args.jobs}")
 
+    ceiling_before = parallel_ceiling(args.jobs)
+    print(f"this machine runs {args.jobs} CPU-bound processes {ceiling_before:.2f}x faster than one after another")
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="academy-bench-") as tmp:
         root = Path(tmp)
@@ -175,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {m.method}: {m.wall_s:.1f} s ({m.passed}/{m.total} passed)")
             measurements.append(m)
 
+    ceiling = round((ceiling_before + parallel_ceiling(args.jobs)) / 2, 2)
     serial, ours, nbmake = measurements[0], measurements[1], measurements[2]
     vs_serial = serial.wall_s / ours.wall_s
     vs_nbmake = nbmake.wall_s / ours.wall_s
@@ -188,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'method':44} {'wall s':>8} {'serial/this':>12} {'passed':>8}")
     for m in measurements:
         print(f"{m.method:44} {m.wall_s:8.1f} {serial.wall_s / m.wall_s:11.2f}x {m.passed:>4}/{m.total:<3}")
+    print(f"\nmachine's parallel ceiling for {args.jobs} processes (mean of before/after): {ceiling:.2f}x; "
+          f"ours reached {vs_serial / ceiling:.0%} of it")
     print()
     for goal, met in goals.items():
         print(f"  [{'met' if met else 'MISSED'}] {goal}")
@@ -201,7 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                 "notebooks": [nb.stem for nb in notebooks],
                 "jobs": args.jobs,
                 "measurements": [asdict(m) for m in measurements],
-                "ratios": {"serial_over_ours": round(vs_serial, 3), "nbmake_over_ours": round(vs_nbmake, 3)},
+                "ratios": {
+                    "serial_over_ours": round(vs_serial, 3),
+                    "nbmake_over_ours": round(vs_nbmake, 3),
+                    "machine_parallel_ceiling": ceiling,
+                    "ours_share_of_ceiling": round(vs_serial / ceiling, 3),
+                },
                 "goals": goals,
             },
             indent=2,
