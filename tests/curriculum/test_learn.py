@@ -44,7 +44,7 @@ def make_double():
 def test_right_answer_is_praised_and_logged(progress, capsys):
     """Does a right answer print ✅ with the checker's extra remark and log a passed check?"""
     ex = make_double()
-    assert ex.check(lambda x: 2 * x) is True
+    assert ex.check(lambda x: 2 * x)
     out = capsys.readouterr().out
     assert "✅ Double it: Correct! Well done." in out
     assert "Stuck?" not in out
@@ -65,7 +65,7 @@ def test_right_answer_is_praised_and_logged(progress, capsys):
 def test_wrong_answer_gets_specific_feedback_without_raising(progress, capsys, answer, expected):
     """Does a wrong, unattempted or crashing answer print ❌ with the specific reason, log it, and not raise?"""
     ex = make_double()
-    assert ex.check(answer) is False
+    assert not ex.check(answer)
     out = capsys.readouterr().out
     assert f"❌ Double it: {expected}" in out
     assert "Hint / Solution" in out
@@ -150,7 +150,7 @@ def test_unwritable_progress_warns_once_and_lesson_continues(tmp_path, monkeypat
     monkeypatch.setenv(learn.PROGRESS_ENV, str(blocker / "progress.jsonl"))
     ex = make_double()
     with pytest.warns(ProgressNotSavedWarning, match="progress not saved"):
-        assert ex.check(lambda x: 2 * x) is True
+        assert ex.check(lambda x: 2 * x)
     assert "✅" in capsys.readouterr().out
     with warnings.catch_warnings():
         warnings.simplefilter("error", ProgressNotSavedWarning)  # a second warning would now raise
@@ -222,6 +222,7 @@ def test_buttons_and_metrics_in_a_real_kernel(tmp_path):
     assert any("✅" in o.get("text", "") for o in first)
     views = [o for o in first if o.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" in o.data]
     assert views, f"no widget displayed under the check; outputs were {first}"
+    assert not [o for o in first if o.output_type == "execute_result"], "a check cell must not echo True/False"
     assert "VBox Hint Solution" in "".join(o.get("text", "") for o in nb.cells[1].outputs)
     [metrics] = [o.data[METRICS_MIME] for o in nb.cells[2].outputs if METRICS_MIME in o.get("data", {})]
     assert metrics == {"val_loss": 1.5, "steps": 10}

@@ -59,14 +59,14 @@ def unattempted(*args, **kwargs):
 @pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: f"{ex.notebook}:{ex.name}")
 def test_published_solution_passes_its_check(ex, progress_file):
     """Does every exercise's own solution pass its check, and is the attempt logged?"""
-    assert ex.check(solution_of(ex)) is True, ex.results[-1].message
+    assert ex.check(solution_of(ex)), ex.results[-1].message
     assert '"passed": true' in progress_file.read_text()
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: f"{ex.notebook}:{ex.name}")
 def test_unattempted_exercise_fails_gently(ex, capsys):
     """Does the untouched starter cell give a ❌ and 'not attempted' instead of an exception?"""
-    assert ex.check(unattempted) is False
+    assert not ex.check(unattempted)
     assert "Not attempted yet" in ex.results[-1].message
     assert "❌" in capsys.readouterr().out
 
@@ -154,7 +154,7 @@ WRONG_ANSWERS = [
                          ids=[f"{ex.name}-{i}" for i, (ex, _, _) in enumerate(WRONG_ANSWERS)])
 def test_typical_mistake_gets_specific_feedback(ex, wrong, expected):
     """Does a typical wrong answer fail with feedback that names the mistake?"""
-    assert ex.check(wrong) is False
+    assert not ex.check(wrong)
     assert expected in ex.results[-1].message
 
 

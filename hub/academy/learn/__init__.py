@@ -92,13 +92,29 @@ def record_event(notebook: str, exercise: str, kind: str, passed: bool | None, m
     return event
 
 
-@dataclass
+@dataclass(eq=False)
 class CheckResult:
-    """The outcome of one ``Exercise.check`` call."""
+    """The outcome of one ``Exercise.check`` call; truthy when it passed, equal to that bool."""
 
     exercise: str
     passed: bool
     message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, bool):
+            return self.passed == other
+        if isinstance(other, CheckResult):
+            return (self.exercise, self.passed, self.message) == (other.exercise, other.passed, other.message)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _ipython_display_(self) -> None:
+        # The feedback is already printed; a bare check cell should not also echo True/False.
+        return None
 
 
 @dataclass
@@ -118,7 +134,7 @@ class Exercise:
     title: str = ""
     results: list[CheckResult] = field(default_factory=list, repr=False)
 
-    def check(self, *args: Any, **kwargs: Any) -> bool:
+    def check(self, *args: Any, **kwargs: Any) -> CheckResult:
         """Check the learner's answer, print specific feedback, log the attempt. Never raises."""
         try:
             extra = self.checker(*args, **kwargs)
@@ -137,7 +153,7 @@ class Exercise:
         if not passed:
             print("   Stuck? Use the Hint / Solution buttons, or call .hint() / .solution() on this exercise.")
         _show_buttons(self)
-        return passed
+        return result
 
     def hint(self) -> str:
         """Print (and log) the hint."""
@@ -151,7 +167,7 @@ class Exercise:
         print(f"📖 Solution:\n{self.solution_text}")
         return self.solution_text
 
-    def __call__(self, *args: Any, **kwargs: Any) -> bool:
+    def __call__(self, *args: Any, **kwargs: Any) -> CheckResult:
         return self.check(*args, **kwargs)
 
 
