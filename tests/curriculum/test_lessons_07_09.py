@@ -3,42 +3,15 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from _lesson_support import DATA, not_attempted, one_torch_thread, outcome, progress  # noqa: F401 (autouse fixtures)
 from academy.learn.lessons import n07_cnn_vision as n07
 from academy.learn.lessons import n08_tiny_gpt as n08
 from academy.learn.lessons import n09_embeddings_retrieval as n09
-
-DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
-
-
-@pytest.fixture(autouse=True)
-def progress(tmp_path, monkeypatch):
-    monkeypatch.setenv("ACADEMY_PROGRESS_FILE", str(tmp_path / "progress.jsonl"))
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny models on a shared 2-core runner are many times slower with two spinning threads.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def outcome(ex, *args):
-    """Run a check the way a notebook does; return (passed, message)."""
-    passed = ex.check(*args)
-    return passed, ex.results[-1].message
-
-
-def not_attempted(*_args):
-    raise NotImplementedError
-
 
 # ---------------------------------------------------------------- 07 CNN vision
 

@@ -37,30 +37,27 @@ def _norm(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def hidden_regions(source: str, begin: str = BEGIN, end: str = END) -> list[str]:
-    """The lines inside hidden-test regions of one cell source."""
-    lines, inside = [], False
+def _partition(source: str, begin: str, end: str) -> tuple[list[str], list[str]]:
+    """Split one cell source into (lines inside hidden-test regions, lines outside); markers dropped."""
+    hidden, visible, inside = [], [], False
     for line in source.splitlines():
         if begin in line:
             inside = True
         elif end in line:
             inside = False
-        elif inside:
-            lines.append(line)
-    return lines
+        else:
+            (hidden if inside else visible).append(line)
+    return hidden, visible
+
+
+def hidden_regions(source: str, begin: str = BEGIN, end: str = END) -> list[str]:
+    """The lines inside hidden-test regions of one cell source."""
+    return _partition(source, begin, end)[0]
 
 
 def visible_lines(source: str, begin: str = BEGIN, end: str = END) -> list[str]:
     """The lines of one cell source outside hidden-test regions."""
-    lines, inside = [], False
-    for line in source.splitlines():
-        if begin in line:
-            inside = True
-        elif end in line:
-            inside = False
-        elif not inside:
-            lines.append(line)
-    return lines
+    return _partition(source, begin, end)[1]
 
 
 def significant(lines: list[str], min_chars: int) -> set[str]:
