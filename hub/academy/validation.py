@@ -4,10 +4,12 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 class ConfigError(ValueError):
@@ -61,6 +63,10 @@ def describe(error: jsonschema.ValidationError) -> str:
 def validate(instance: Any, schema_name: str, source: str) -> None:
     """Raise ``ConfigError`` for the first (deepest, most specific) schema violation."""
     schema = load_schema(schema_name)
+    # Imported here: jsonschema's import costs most of a second, which every `academy` command
+    # would otherwise pay just to build its argument parser.
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     # Deepest first; at equal depth an unknown key wins, since a typo also causes "missing".
     errors = sorted(

@@ -10,7 +10,7 @@ import pytest
 from academy.course import hidden, release
 from academy.course.autograde import AutogradeRequest, autograde
 from academy.course.slurm import SlurmBackend
-from academy.course.worker import JobSpec
+from academy.course.jobs import JobSpec
 
 import course_golden
 import tiny_course

@@ -3,7 +3,7 @@
 Design (see course/README.md "Pipeline internals"):
 
 1. The parent adds every student to the real gradebook, then takes ONE snapshot of it.
-2. Each submission becomes a :class:`~academy.course.worker.JobSpec`; a worker runs nbgrader's
+2. Each submission becomes a :class:`~academy.course.jobs.JobSpec`; a worker runs nbgrader's
    unmodified ``Autograde`` converter on its own copy of the snapshot and of the submission
    (local backend: :mod:`academy.course.pool`; Slurm: :mod:`academy.course.slurm`, one array task each).
 3. As each job ends, the parent (the only writer) merges its results into the real gradebook with
@@ -30,7 +30,7 @@ from .layout import CourseLayout, LayoutError, check_id
 from .pool import JobOutcome, run_local
 from .reports import SubmissionReport
 from .sandbox import SandboxPolicy
-from .worker import JobResult, JobSpec, job_paths
+from .jobs import JobResult, JobSpec, job_paths
 
 
 @dataclass
@@ -77,7 +77,8 @@ def _timestamp(layout: CourseLayout, student: str, assignment: str):
         return None
 
 
-def _finish(layout: CourseLayout, request: AutogradeRequest, outcome: JobOutcome) -> SubmissionReport:
+def _finish(layout: CourseLayout, request: AutogradeRequest, outcome: JobOutcome,
+            gb: Gradebook) -> SubmissionReport:
     spec = outcome.spec
     paths = job_paths(spec.job_dir)
     result = None
@@ -90,13 +91,13 @@ def _finish(layout: CourseLayout, request: AutogradeRequest, outcome: JobOutcome
     real_autograded = str(layout.step_dir("autograded", spec.student, spec.assignment))
     if result.status == "graded":
         try:
-            score = merge.merge_submission(layout.db_url, paths["db"], spec.assignment, spec.student)
+            score = merge.merge_submission(gb, paths["db"], spec.assignment, spec.student)
             merge.install_autograded(os.path.join(paths["root"], "autograded", spec.student, spec.assignment),
                                      real_autograded)
         except Exception as exc:  # a merge failure must not stop the other submissions
             result.status, result.message = "failed", f"could not merge results: {type(exc).__name__}: {exc}"
     if result.status != "graded":
-        score = merge.record_failure(layout.db_url, spec.assignment, spec.student,
+        score = merge.record_failure(gb, spec.assignment, spec.student,
                                      _timestamp(layout, spec.student, spec.assignment))
         if os.path.exists(real_autograded):
             shutil.rmtree(real_autograded)  # stale output of an earlier run must not become feedback
@@ -155,14 +156,16 @@ def autograde(layout: CourseLayout, request: AutogradeRequest,
         if request.backend == "local":
             outcomes = run_local(specs, request.jobs, deadline)
         else:
-            from .slurm import run_array
-            outcomes = run_array(specs, run_dir, request.jobs, deadline)
+            from .slurm import SlurmBackend, run_array
+            backend = SlurmBackend(config=layout.nbgrader_config())  # partition, account, memory per task
+            outcomes = run_array(specs, run_dir, request.jobs, deadline, backend)
         done = []
-        for outcome in outcomes:
-            report = _finish(layout, request, outcome)
-            done.append(report)
-            if on_report:
-                on_report(report)
+        with Gradebook(layout.db_url) as gb:  # the single writer's one connection for the whole batch
+            for outcome in outcomes:
+                report = _finish(layout, request, outcome, gb)
+                done.append(report)
+                if on_report:
+                    on_report(report)
         return sorted(done, key=lambda r: r.student)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -112,6 +112,9 @@ def _settings(args) -> dict:
 
 
 def cmd_autograde(args) -> int:
+    if args.backend == "local":
+        from .pool import warm_up
+        warm_up()  # the grader processes import nbgrader while this one does the same
     from .autograde import AutogradeRequest, autograde
     layout = _layout(args)
     request = AutogradeRequest(assignment=args.assignment, jobs=args.jobs, backend=args.backend,

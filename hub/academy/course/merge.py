@@ -65,12 +65,17 @@ def snapshot(db_url: str, dest: str) -> None:
 
 def _score(gb: Gradebook, assignment: str, student: str) -> Score:
     sub = gb.find_submission(assignment, student)
-    return Score(score=float(sub.score or 0.0), max_score=float(sub.max_score or 0.0))
+    score = Score(score=float(sub.score or 0.0), max_score=float(sub.max_score or 0.0))
+    gb.db.commit()  # end the read transaction: the gradebook stays open between merges, unlocked
+    return score
 
 
-def merge_submission(db_url: str, worker_db: str, assignment: str, student: str) -> Score:
-    """Copy the fields nbgrader's autograde writes from the worker's gradebook into the real one."""
-    with Gradebook(f"sqlite:///{worker_db}") as wgb, Gradebook(db_url) as gb:
+def merge_submission(gb: Gradebook, worker_db: str, assignment: str, student: str) -> Score:
+    """Copy the fields nbgrader's autograde writes from the worker's gradebook into the real one (``gb``).
+
+    The caller keeps ``gb`` open for a whole batch: opening nbgrader's Gradebook creates an engine and
+    checks the schema, which would otherwise cost more than the merge itself, once per submission."""
+    with Gradebook(f"sqlite:///{worker_db}") as wgb:
         wsub = wgb.find_submission(assignment, student)
         try:
             gb.find_student(student)
@@ -96,26 +101,25 @@ def merge_submission(db_url: str, worker_db: str, assignment: str, student: str)
         return _score(gb, assignment, student)
 
 
-def record_failure(db_url: str, assignment: str, student: str, timestamp=None) -> Score:
+def record_failure(gb: Gradebook, assignment: str, student: str, timestamp=None) -> Score:
     """Defined result for an ungradable submission: autograded parts 0, all flagged for a human."""
-    with Gradebook(db_url) as gb:
-        gb.update_or_create_student(student)
-        try:
-            extra = {"timestamp": timestamp} if timestamp is not None else {}
-            sub = gb.update_or_create_submission(assignment, student, **extra)
-            for nb in sub.notebooks:
-                nb.late_submission_penalty = None
-                for grade in nb.grades:
-                    if grade.cell.cell_type == "code":
-                        grade.auto_score = 0.0
-                    grade.needs_manual_grade = True
-                for comment in nb.comments:
-                    comment.auto_comment = None
-            gb.db.commit()
-        except Exception:
-            gb.db.rollback()
-            raise
-        return _score(gb, assignment, student)
+    gb.update_or_create_student(student)
+    try:
+        extra = {"timestamp": timestamp} if timestamp is not None else {}
+        sub = gb.update_or_create_submission(assignment, student, **extra)
+        for nb in sub.notebooks:
+            nb.late_submission_penalty = None
+            for grade in nb.grades:
+                if grade.cell.cell_type == "code":
+                    grade.auto_score = 0.0
+                grade.needs_manual_grade = True
+            for comment in nb.comments:
+                comment.auto_comment = None
+        gb.db.commit()
+    except Exception:
+        gb.db.rollback()
+        raise
+    return _score(gb, assignment, student)
 
 
 def install_autograded(job_autograded: str, real_autograded: str) -> None:

@@ -1,6 +1,6 @@
 """The Slurm backend: grade submissions as one job array, one worker task per submission.
 
-The parent writes each :class:`~academy.course.worker.JobSpec` to ``task-<i>.json`` in the run folder
+The parent writes each :class:`~academy.course.jobs.JobSpec` to ``task-<i>.json`` in the run folder
 (private, on the shared filesystem), renders an array script whose task ``i`` runs
 ``python -m academy.course.worker task-<i>.json``, submits it with ``sbatch --wait`` and then merges
 each task's ``result.json`` exactly as the local backend does.  The worker itself runs as the account
@@ -22,7 +22,7 @@ from traitlets import Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .pool import JobOutcome
-from .worker import JobSpec, job_paths
+from .jobs import JobSpec, job_paths
 
 SCRIPT = jinja2.Template("""#!/bin/bash
 #SBATCH --job-name={{ job_name }}

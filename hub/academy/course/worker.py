@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
@@ -27,61 +27,11 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
+from .jobs import JobResult, JobSpec, job_paths
 from .kernel import SandboxExecute
 
 #: Largest file copied from a submission into the job (anything bigger is not a course file).
 MAX_SUBMITTED_FILE = 50 * 1024**2
-
-
-@dataclass
-class JobSpec:
-    """Everything one worker needs; JSON-serialisable so a Slurm task can read it from disk."""
-
-    student: str
-    assignment: str
-    submitted_dir: str
-    job_dir: str
-    snapshot_db: str
-    config_file: str
-    sandbox_user: str = ""
-    settings: dict = field(default_factory=dict)  # "Class.trait" -> JSON value, applied last
-
-    @classmethod
-    def load(cls, path: str) -> "JobSpec":
-        with open(path, encoding="utf-8") as fh:
-            return cls(**json.load(fh))
-
-    def dump(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(asdict(self), fh, indent=1)
-
-
-@dataclass
-class JobResult:
-    """What a worker reports back; ``status`` is "graded" or "failed"."""
-
-    student: str
-    assignment: str
-    status: str
-    message: str = ""
-    seconds: float = 0.0
-    log: str = ""
-
-    @classmethod
-    def load(cls, path: str) -> "JobResult":
-        with open(path, encoding="utf-8") as fh:
-            return cls(**json.load(fh))
-
-
-def job_paths(job_dir: str) -> dict[str, str]:
-    root = os.path.join(job_dir, "course")
-    return {
-        "root": root,
-        "db": os.path.join(root, "gradebook.db"),
-        "events": os.path.join(job_dir, "events.jsonl"),
-        "result": os.path.join(job_dir, "result.json"),
-        "kernel_log": os.path.join(job_dir, "kernel.log"),
-    }
 
 
 def _copy_submission(src: str, dst: str) -> None:
