@@ -17,6 +17,10 @@ import bcrypt
 
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
+#: Prefix of the Unix account the local backend creates for each hub user (hub user ``ann`` runs as
+#: ``acad-ann``); the course exchange uses it to find a student's account.
+LOCAL_UNIX_PREFIX = "acad-"
+
 
 @dataclass(frozen=True)
 class IssuedCredential:

@@ -81,11 +81,13 @@ def stock_autograde(layout, assignment: str) -> subprocess.CompletedProcess:
 
 
 def run_academy(*args: str, user: str | None = None, cwd: str | None = None,
-                timeout: float = 600) -> subprocess.CompletedProcess:
-    """`academy ...` in a subprocess, optionally as another Unix user (runuser; sudo may be absent)."""
+                timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`academy ...` in a subprocess, optionally as another Unix user (runuser; sudo may be absent).
+
+    The environment is minimal (no hub tokens leak in); ``env`` adds variables such as JUPYTERHUB_USER."""
     cmd = [sys.executable, "-m", "academy", *args]
     env = {"PATH": f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-           "COLUMNS": "200"}
+           "COLUMNS": "200", **(env or {})}
     if user:
         cmd = ["runuser", "-u", user, "--", *cmd]
         env["HOME"] = os.path.expanduser(f"~{user}")

@@ -28,6 +28,20 @@ def _progress() -> Progress:
                     console=console, transient=True)
 
 
+def _account_prefix(args) -> str:
+    """Unix account prefix of the students: explicit, else the local backend's (hub user ann is acad-ann)."""
+    if args.account_prefix is not None:
+        return args.account_prefix
+    from academy.accounts import LOCAL_UNIX_PREFIX
+    from academy.siteconfig import load_config
+    from academy.validation import ConfigError
+    try:
+        backend = load_config(getattr(args, "config", None))["backend"]
+    except ConfigError as exc:
+        raise LayoutError(f"cannot tell the students' Unix accounts: {exc} (or pass --account-prefix)") from None
+    return LOCAL_UNIX_PREFIX if backend == "local" else ""
+
+
 def cmd_setup(args) -> int:
     from . import exchange, roster, sandbox
     layout = _layout(args)
@@ -38,7 +52,7 @@ def cmd_setup(args) -> int:
         members = roster.from_list(args.students)
     elif args.hub_group:
         members = roster.from_hub(args.hub_url, args.hub_group)
-    skipped = exchange.setup(layout, members.students)
+    skipped = exchange.setup(layout, members.students, _account_prefix(args))
     from nbgrader.api import Gradebook
     with Gradebook(layout.db_url, layout.course_id) as gb:
         for student in members.students:
@@ -199,6 +213,8 @@ def register(subparsers) -> None:
     p.add_argument("--students", help="comma-separated student ids (instead of a hub group)")
     p.add_argument("--hub-group", help="hub group whose members are the students")
     p.add_argument("--hub-url", default="http://127.0.0.1:8000", help="hub base URL for --hub-group")
+    p.add_argument("--account-prefix", help="students' Unix accounts are PREFIX+id (default: 'acad-' when the "
+                   "site runs the local backend, else none); an account named just id is used when that is missing")
     p.set_defaults(func=_run(cmd_setup))
 
     p = sub.add_parser("release", help="generate the student version, check for hidden-test leaks, publish")

@@ -5,8 +5,9 @@ Layout under ``<exchange_dir>/<course_id>/`` (all created by root):
 
 * ``outbound/<assignment>/``  0755/0644 root: what students fetch.
 * ``inbound/``                0711 root: traversable, not listable, so nobody learns who submitted.
-* ``inbound/<student>/``      0700 owned by the student (made by the instructor tooling): only that
-  student (and root) can enter it.  ``submit`` replaces ``<assignment>/`` inside it atomically.
+* ``inbound/<student>/``      0700 owned by the student's account (``acad-<student>`` for a hub user on
+  the local backend; made by ``academy course setup``): only that student (and root) can enter it.
+  ``submit`` replaces ``<assignment>/`` inside it atomically.
 * ``feedback/``               0711 root; ``feedback/<student>/`` 0700 owned by the student.
 
 Submission time is never read from a file the student wrote.  ``collect`` (root) takes the latest
@@ -62,10 +63,12 @@ def _mkdir(path: Path, mode: int, uid: int = 0, gid: int = 0) -> None:
     os.chmod(path, mode)
 
 
-def setup(layout: CourseLayout, students: list[str]) -> list[str]:
+def setup(layout: CourseLayout, students: list[str], account_prefix: str = "") -> list[str]:
     """Create the exchange tree and one private inbound/feedback folder per student (root only).
 
-    Returns the students skipped because no Unix account of that name exists."""
+    A student's folders belong to the Unix account ``account_prefix + student`` (``acad-ann`` for hub
+    user ``ann`` on the local backend), or to ``student`` itself when no such account exists.  Returns
+    the students skipped because neither account exists."""
     if os.geteuid() != 0:
         raise ExchangeError("setting up the exchange needs root (it creates folders owned by each student)")
     base = course_root(layout)
@@ -77,14 +80,29 @@ def setup(layout: CourseLayout, students: list[str]) -> list[str]:
     skipped = []
     for student in students:
         check_id(student, "student id")
-        try:
-            entry = pwd.getpwnam(student)
-        except KeyError:
+        entry = None
+        for name in dict.fromkeys([account_prefix + student, student]):
+            try:
+                entry = pwd.getpwnam(name)
+                break
+            except KeyError:
+                continue
+        if entry is None:
             skipped.append(student)
             continue
         for area in ("inbound", "feedback"):
             _mkdir(base / area / student, 0o700, entry.pw_uid, entry.pw_gid)
     return skipped
+
+
+def _account_of(layout: CourseLayout, student: str) -> tuple[int, int]:
+    """(uid, gid) of a student's account: whoever setup made the owner of their inbound folder."""
+    try:
+        st = (course_root(layout) / "inbound" / student).stat()
+        return st.st_uid, st.st_gid
+    except FileNotFoundError:
+        entry = pwd.getpwnam(student)
+        return entry.pw_uid, entry.pw_gid
 
 
 def publish(layout: CourseLayout, assignment: str, release_dir: Path) -> Path:
@@ -107,7 +125,11 @@ def publish(layout: CourseLayout, assignment: str, release_dir: Path) -> Path:
 
 
 def _me() -> str:
-    return check_id(pwd.getpwuid(os.getuid()).pw_name, "user name")
+    """Who is submitting: the hub user inside a hub server ($JUPYTERHUB_USER), else the Unix account.
+
+    On the local backend hub user ``ann`` runs as ``acad-ann`` and the course knows her as ``ann``.  The
+    name is only a claim: :func:`submit` also checks that the folder belongs to the caller's account."""
+    return check_id(os.environ.get("JUPYTERHUB_USER") or pwd.getpwuid(os.getuid()).pw_name, "user name")
 
 
 def fetch(layout: CourseLayout, assignment: str, dest_parent: Path) -> Path:
@@ -130,6 +152,8 @@ def submit(layout: CourseLayout, assignment: str, src: Path) -> Path:
     box = course_root(layout) / "inbound" / me
     if not box.is_dir():
         raise ExchangeError(f"no submission folder for {me!r}; ask your trainer to add you to the course")
+    if box.stat().st_uid != os.getuid():
+        raise ExchangeError(f"the submission folder of {me!r} belongs to another account; submit as yourself")
     if not src.is_dir():
         raise ExchangeError(f"{src} is not a folder; submit the folder you fetched (e.g. ~/{assignment})")
     old_umask = os.umask(0o077)
@@ -263,18 +287,18 @@ def inbound_students(layout: CourseLayout) -> list[str]:
 
 def return_feedback(layout: CourseLayout, assignment: str, student: str, html_files: list[Path]) -> Path:
     """Root side: place a student's feedback where only that student can read it."""
-    entry = pwd.getpwnam(student)
+    uid, gid = _account_of(layout, student)
     box = course_root(layout) / "feedback" / student
     if not box.is_dir():
-        _mkdir(box, 0o700, entry.pw_uid, entry.pw_gid)
+        _mkdir(box, 0o700, uid, gid)
     dest = box / assignment
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         dest.unlink()
     shutil.rmtree(dest, ignore_errors=True)
-    _mkdir(dest, 0o700, entry.pw_uid, entry.pw_gid)
+    _mkdir(dest, 0o700, uid, gid)
     for html in html_files:
         target = dest / html.name
         shutil.copyfile(html, target)
-        os.chown(target, entry.pw_uid, entry.pw_gid)
+        os.chown(target, uid, gid)
         os.chmod(target, 0o600)
     return dest

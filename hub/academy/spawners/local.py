@@ -17,6 +17,7 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from traitlets import Unicode
 
+from academy.accounts import LOCAL_UNIX_PREFIX
 from academy.home import sync_as_user, sync_curriculum
 from academy.spawners.picker import ProfilePickerMixin
 
@@ -29,7 +30,7 @@ class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
         help="Parent of the per-user homes (default: <state_dir>/homes).",
     )
     account_prefix = Unicode(
-        "acad-",
+        LOCAL_UNIX_PREFIX,
         config=True,
         help="Prefix of the Unix accounts created for hub users when the hub runs as root.",
     )
