@@ -1,7 +1,7 @@
-"""Fixtures for the course pipeline tests (helpers live in pipeline_support.py).
+"""Fixtures for the course pipeline tests (helpers live in tests/pipeline_support.py).
 
 - ``grader_account``: the real unprivileged ``academy-grader`` account (created with useradd if missing).
-- ``tiny``: a released copy of the generated tiny assignment (tests/course/tiny_course.py).
+- ``tiny``: a released copy of the generated tiny assignment (tests/tiny_course.py).
 """
 from __future__ import annotations
 
