@@ -126,6 +126,8 @@ def _settings(args) -> dict:
 
 
 def cmd_autograde(args) -> int:
+    from academy.batchimports import skip_iri_grammar
+    skip_iri_grammar()  # this process only reads notebooks and the gradebook
     if args.backend == "local":
         from .pool import warm_up
         warm_up()  # the grader processes import nbgrader while this one does the same

@@ -20,7 +20,11 @@ import time
 import warnings
 from dataclasses import asdict
 
-from nbgrader.converters import Autograde
+from academy.batchimports import skip_iri_grammar
+
+skip_iri_grammar()  # before nbgrader imports jsonschema, in the forkserver and in each Slurm task
+
+from nbgrader.converters import Autograde  # noqa: E402
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import capture_log
