@@ -86,6 +86,7 @@ def test_hub_group_students_submit_under_their_hub_names(hub, course_group, grad
                            env={"JUPYTERHUB_API_TOKEN": course_group["admin_token"]})
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "2 student folders" in proc.stdout, proc.stdout
+        assert f"instructors (no student folder): {tia.name}" in proc.stdout, proc.stdout
         inbound = course_root(layout) / "inbound"
         for student in (ann, ben):
             info = (inbound / student.name).stat()

@@ -59,6 +59,8 @@ def cmd_setup(args) -> int:
             gb.update_or_create_student(student)
     console.print(f"grader account {user.name} (uid {user.uid}); exchange {exchange.course_root(layout)}; "
                   f"{len(members.students) - len(skipped)} student folders")
+    if members.instructors:
+        console.print(f"instructors (no student folder): {', '.join(members.instructors)}")
     for student in skipped:
         console.print(f"[yellow]no Unix account {student!r}: no exchange folder made[/]")
     return 0

@@ -25,57 +25,18 @@ import tempfile
 import threading
 import time
 
-from queue import Empty
-
-from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, NoSuchKernel
-from jupyter_client.manager import AsyncKernelManager
 from nbformat.v4 import new_output
 from traitlets import Integer, List, TraitError, Unicode, default, validate
 
 from nbgrader.preprocessors import Execute
 
+from academy.promptkernel import PromptKernelManager
+
 from .sandbox import SandboxPolicy
 
 
-class SandboxKernelClient(AsyncKernelClient):
-    """jupyter_client's client, minus the idle wait at the end of ``wait_for_ready``.
-
-    Upstream waits until IOPub has been silent for 0.2 s before returning, on every kernel start.  nbclient
-    matches every IOPub message to the request that caused it and skips the rest, so start-up chatter
-    cannot land in a cell's output; draining what has already arrived is enough, and grading a batch of
-    submissions no longer spends 0.2 s per notebook doing nothing.
-    """
-
-    async def wait_for_ready(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
-        while True:
-            self.kernel_info()
-            try:
-                msg = await self.shell_channel.get_msg(timeout=1)
-            except Empty:
-                pass
-            else:
-                if msg["msg_type"] == "kernel_info_reply":
-                    try:  # IOPub must be connected too, or the first cell's output could be lost: retry
-                        await self.iopub_channel.get_msg(timeout=0.2)
-                    except Empty:
-                        pass
-                    else:
-                        self._handle_kernel_info_reply(msg)
-                        break
-            if not await self._async_is_alive():
-                raise RuntimeError("Kernel died before replying to kernel_info")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
-        while True:
-            try:
-                await self.iopub_channel.get_msg(timeout=0)
-            except Empty:
-                break
-
-
-class SandboxKernelManager(AsyncKernelManager):
+class SandboxKernelManager(PromptKernelManager):
     """Start each kernel as the sandbox user inside bubblewrap, with a per-notebook wall-time budget."""
 
     allowed_kernels = List(
@@ -103,14 +64,6 @@ class SandboxKernelManager(AsyncKernelManager):
         if proposal["value"] <= 0:
             raise TraitError("SandboxKernelManager.notebook_time_limit must be positive")
         return proposal["value"]
-
-    @default("client_class")
-    def _default_client_class(self):
-        return "academy.course.kernel.SandboxKernelClient"
-
-    @default("client_factory")
-    def _default_client_factory(self):
-        return SandboxKernelClient
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -174,10 +127,6 @@ class SandboxKernelManager(AsyncKernelManager):
         self._watchdog = threading.Timer(self.notebook_time_limit, self._wall_time_exceeded)
         self._watchdog.daemon = True
         self._watchdog.start()
-
-    async def _async_wait(self, pollinterval: float = 0.1) -> None:
-        # Upstream polls every 0.1 s for the killed kernel to go; the sandbox exits within milliseconds.
-        await super()._async_wait(pollinterval=min(pollinterval, 0.01))
 
     def _wall_time_exceeded(self) -> None:
         self._record({"event": "notebook_time_limit", "seconds": self.notebook_time_limit})

@@ -32,6 +32,8 @@ def execute(spec: dict) -> dict:
     try:
         import papermill
         from papermill.exceptions import PapermillExecutionError
+
+        from academy.promptkernel import PromptKernelManager
     except ImportError as exc:
         return _failure(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
     poll_in_slices()
@@ -43,6 +45,9 @@ def execute(spec: dict) -> dict:
             cwd=spec["cwd"],
             progress_bar=False,
             start_timeout=spec.get("start_timeout", 60),
+            # No idle waits around the kernel's start and stop; the runner cleans up the process tree.
+            kernel_manager_class=PromptKernelManager,
+            shutdown_kernel="immediate",
         )
     except PapermillExecutionError as exc:
         return _failure(exc.ename, exc.evalue, list(exc.traceback or []), exc.cell_index, exc.source)
