@@ -1,0 +1,45 @@
+"""The batch runners' kernel manager (academy.promptkernel) with real kernels: nothing lost by not waiting."""
+from __future__ import annotations
+
+import os
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from academy.promptkernel import PromptKernelClient, PromptKernelManager
+
+
+def _run(cells: list[str]) -> tuple[nbformat.NotebookNode, PromptKernelManager]:
+    """Run cells as the batch runners do: nbclient owns (starts and kills) a PromptKernelManager kernel."""
+    nb = new_notebook(cells=[new_code_cell(src) for src in cells])
+    client = NotebookClient(nb, kernel_name="python3", timeout=60, kernel_manager_class=PromptKernelManager,
+                            shutdown_kernel="immediate")
+    seen = {}
+    client.on_notebook_start = lambda **_: seen.setdefault("km", client.km)
+    client.execute()
+    return nb, seen["km"]
+
+
+def test_first_cell_gets_exactly_its_own_output():
+    """Without the wait for IOPub silence, does every run's first cell still get all of its output and nothing else?"""
+    for _ in range(5):
+        nb, km = _run(["print('first')", "import sys; print('second', file=sys.stderr); 6 * 7"])
+        assert isinstance(km, PromptKernelManager) and km.client_factory is PromptKernelClient
+        first, second = nb.cells
+        assert [(o.output_type, o.get("text")) for o in first.outputs] == [("stream", "first\n")]
+        assert first.execution_count == 1
+        kinds = [o.output_type for o in second.outputs]
+        assert kinds == ["stream", "execute_result"] and second.outputs[1].data["text/plain"] == "42"
+
+
+def test_immediate_shutdown_leaves_no_kernel_behind():
+    """Is the kernel process gone once the notebook has run?"""
+    nb, km = _run(["import os; print(os.getpid())"])
+    pid = int(nb.cells[0].outputs[0].text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited all the same
+        assert fh.read().split(")")[-1].split()[0] == "Z", f"kernel {pid} still running"
