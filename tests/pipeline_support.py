@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -29,6 +30,20 @@ def sandbox_available() -> bool:
 
 def make_layout(course_dir: Path, state_dir: Path, exchange_dir: Path | None = None):
     return course_layout.resolve(str(course_dir), str(state_dir), str(exchange_dir or state_dir / "exchange"))
+
+
+def shared_tiny_course(prefix: str) -> Path:
+    """A fresh folder under /tmp whose ``course/`` (the tiny assignment) every account can read.
+
+    Students' CLI runs must read the course config; the exchange goes beside it, the state elsewhere."""
+    shared = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(shared, 0o755)
+    tiny_course.write_source(shared / "course")
+    for dirpath, _, files in os.walk(shared / "course"):
+        os.chmod(dirpath, 0o755)
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    return shared
 
 
 def tiny_release_nb(layout) -> Path:

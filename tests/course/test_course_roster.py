@@ -7,11 +7,9 @@ the accounts), the real group API and the real CLI run as the students' accounts
 """
 from __future__ import annotations
 
-import os
 import pwd
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,8 @@ import pytest
 from academy.course import roster
 from academy.course.exchange import course_root
 
-import tiny_course
 from hub_harness import make_learner, running_hub
-from pipeline_support import make_layout, run_academy
+from pipeline_support import make_layout, run_academy, shared_tiny_course
 
 GROUP = "course-t1"
 
@@ -70,14 +67,8 @@ def test_hub_group_students_submit_under_their_hub_names(hub, course_group, grad
     """Does `course setup --hub-group` give each hub student a folder owned by acad-<name>, and can they
     submit under their hub name from their account, but not under a classmate's name?"""
     ann, ben, tia = course_group["ann"], course_group["ben"], course_group["tia"]
-    shared = Path(tempfile.mkdtemp(prefix="academy-roster-test-", dir="/tmp"))
+    shared = shared_tiny_course("academy-roster-test-")
     try:
-        os.chmod(shared, 0o755)
-        tiny_course.write_source(shared / "course")
-        for dirpath, _, files in os.walk(shared / "course"):
-            os.chmod(dirpath, 0o755)
-            for name in files:
-                os.chmod(os.path.join(dirpath, name), 0o644)
         layout = make_layout(shared / "course", tmp_path / "state", shared / "exchange")
         where = ["--config", str(hub.config_path), "course", "--course-dir", str(layout.course_dir),
                  "--exchange-dir", str(layout.exchange_dir)]

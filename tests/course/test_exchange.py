@@ -7,7 +7,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from _support import need
 from academy.course.exchange import course_root
 
 import tiny_course
-from pipeline_support import make_layout, run_academy
+from pipeline_support import make_layout, run_academy, shared_tiny_course
 
 STUDENTS = ("academy-s1", "academy-s2")
 
@@ -43,13 +42,7 @@ def students():
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, students, grader_account):
     """A world-readable tiny course and exchange, root-private state; set up and released via the CLI."""
-    shared = Path(tempfile.mkdtemp(prefix="academy-exchange-test-", dir="/tmp"))
-    os.chmod(shared, 0o755)
-    tiny_course.write_source(shared / "course")
-    for dirpath, _, files in os.walk(shared / "course"):
-        os.chmod(dirpath, 0o755)
-        for name in files:
-            os.chmod(os.path.join(dirpath, name), 0o644)
+    shared = shared_tiny_course("academy-exchange-test-")
     layout = make_layout(shared / "course", tmp_path_factory.mktemp("state"), shared / "exchange")
     where = ["course", "--course-dir", str(layout.course_dir), "--exchange-dir", str(layout.exchange_dir)]
     root_where = where + ["--state-dir", str(layout.state_dir)]
