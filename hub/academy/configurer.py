@@ -144,8 +144,10 @@ def update_slurm(c: Config, cfg: dict) -> None:
         s.homes_dir = slurm["homes_dir"]
     if slurm.get("hub_connect_url"):
         c.JupyterHub.hub_connect_url = slurm["hub_connect_url"].rstrip("/")
-    # Jobs outlive a hub restart and are re-attached from the database.
+    # Jobs outlive a hub restart and are re-attached from the database; cancels a controller outage
+    # held back are kept beside it.
     c.JupyterHub.cleanup_servers = False
+    s.cancel_journal = state_path(cfg, "slurm-pending-cancels.json")
     # Why the learner's last job ended behind the hub's back, for hub/templates to show.
     from academy.spawners.slurm_messages import last_stop_message
 

@@ -1,6 +1,7 @@
 """The hub and the controller go away for a while: running servers are neither forgotten nor orphaned."""
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +96,34 @@ def test_controller_outage_forgets_nothing_and_orphans_nothing(restart_hub, four
     for learner in stays:
         assert listed(restart_hub, learner) and reachable(restart_hub, learner)
         assert job_state(jobs[learner.name]) == "RUNNING"
+
+
+def test_a_cancel_owed_during_an_outage_is_sent_after_a_hub_restart(restart_hub, four):
+    """If the hub restarts while the controller is down, is a server stopped during the outage still cancelled
+    once Slurm is back, instead of running until its walltime?"""
+    stays, leaves = four[0], four[3]
+    jobs = ensure_running(restart_hub, [stays, leaves])
+    stop_controller()
+    try:
+        restart_hub.api("DELETE", f"/users/{leaves.name}/server", leaves.token)
+        wait_no_server(restart_hub, leaves, 40)
+        assert job_process_alive(jobs[leaves.name]), "the job ended although scancel could not reach Slurm"
+        journal = restart_hub.state_dir / "slurm-pending-cancels.json"
+        assert jobs[leaves.name] in json.loads(journal.read_text())
+        assert restart_hub.stop() == 0
+        restart_hub.start()  # a new hub process, while the controller is still down
+        assert listed(restart_hub, stays) and not listed(restart_hub, leaves)
+    finally:
+        start_controller()
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline and job_state(jobs[leaves.name]) == "RUNNING":
+        time.sleep(0.5)
+    assert job_state(jobs[leaves.name]) in ("CANCELLED", "COMPLETING", "GONE"), "the owed cancel was lost"
+    assert job_state(jobs[stays.name]) == "RUNNING"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and json.loads(journal.read_text()):
+        time.sleep(0.5)
+    assert json.loads(journal.read_text()) == {}
 
 
 def job_process_alive(job_id: str) -> bool:

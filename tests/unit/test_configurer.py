@@ -25,9 +25,10 @@ def test_hub_binds_where_configured_and_keeps_state_in_state_dir():
 
 
 def test_slurm_backend_keeps_jobs_across_hub_restarts():
-    """Is cleanup_servers off for Slurm, so a hub restart does not cancel running jobs?"""
-    c = apply({"backend": "slurm"})
+    """Is cleanup_servers off for Slurm, so a hub restart does not cancel running jobs, and are owed cancels kept?"""
+    c = apply({"backend": "slurm", "hub": {"state_dir": "/srv/st"}})
     assert c.JupyterHub.cleanup_servers is False
+    assert c.AcademySlurmSpawner.cancel_journal == "/srv/st/slurm-pending-cancels.json"
     assert c.JupyterHub.spawner_class == "academy.spawners.slurm.AcademySlurmSpawner"
     assert c.AcademySlurmSpawner.profiles_file == str(PROJECT_ROOT / "spawner_config" / "profiles.yaml")
     assert "AcademyLocalSpawner" not in c

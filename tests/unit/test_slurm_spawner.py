@@ -7,7 +7,9 @@ answers (faults a healthy test cluster cannot produce on cue) are replayed exact
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -240,6 +242,37 @@ async def test_cancel_during_an_outage_is_retried_until_slurm_takes_it(replay, m
     await spawner.poller.refresh()
     assert spawner.poller.pending_cancels == []
     replay.done()
+
+
+async def test_cancel_owed_during_an_outage_survives_a_hub_restart(replay, make_spawner, tmp_path):
+    """Is a cancel an outage held back kept on disk (0600), re-sent by the next hub process, then dropped?"""
+    journal = tmp_path / "slurm-pending-cancels.json"
+    spawner = make_spawner()
+    spawner._poller = SlurmPoller(query_timeout=5, use_sacct=False, background=False, journal=str(journal))
+    spawner.load_state({"job_id": "70", "ready": True})
+    replay.expect(squeue("70"), line("70", "RUNNING", node="node01"))
+    assert await spawner.poll() is None
+    replay.expect(r"^runuser -u ada -- scancel 70$", rc=1, stderr="scancel: error: " + UNREACHABLE)
+    await spawner.stop()
+    assert json.loads(journal.read_text()) == {"70": "runuser -u ada -- scancel 70"}
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+    # The hub restarts during the outage: a new process, a new poller, the same state directory.
+    restarted = SlurmPoller(query_timeout=5, use_sacct=False, background=False, journal=str(journal))
+    assert restarted.pending_cancels == ["70"]
+    replay.expect(r"^runuser -u ada -- scancel 70$")
+    await restarted.refresh()
+    assert restarted.pending_cancels == [] and json.loads(journal.read_text()) == {}
+    replay.done()
+
+
+def test_a_tampered_or_damaged_cancel_journal_runs_nothing(tmp_path):
+    """Does a journal entry that is not exactly 'scancel <its job id>', or a damaged file, get ignored?"""
+    journal = tmp_path / "journal.json"
+    journal.write_text(json.dumps({"71": "runuser -u ada -- scancel 71", "72": "rm -rf / 72",
+                                   "73; id": "scancel 73; id", "74": "runuser -u bob -- scancel 75"}))
+    assert SlurmPoller(background=False, journal=str(journal)).pending_cancels == ["71"]
+    journal.write_text("{not json")
+    assert SlurmPoller(background=False, journal=str(journal)).pending_cancels == []
 
 
 async def test_one_query_for_many_servers_and_many_askers(replay):

@@ -52,6 +52,7 @@ class AcademySlurmSpawner(ProfilePickerMixin, SlurmSpawner):
     log_tail_lines = Integer(20, config=True, help="Lines of the job log shown when a job dies before starting.")
     stop_wait_seconds = Float(10.0, config=True, help="How long stop() waits for Slurm to confirm the job ended.")
     ending_grace = Float(60.0, config=True, help="Seconds a job may stay COMPLETING before its server counts as gone.")
+    cancel_journal = Unicode("", config=True, help="File of scancels Slurm has not taken yet (outage); kept across restarts.")
     jobrc = Unicode(".academy/jobrc.sh", config=True,
                     help="File in the learner's home the job sources before JupyterLab (e.g. module load); empty: none.")
     slurm_env_keep = List(
@@ -84,7 +85,8 @@ class AcademySlurmSpawner(ProfilePickerMixin, SlurmSpawner):
     @property
     def poller(self) -> SlurmPoller:
         if self._poller is None:
-            self._poller = shared_poller(self.query_interval, self.startup_query_interval, self.query_timeout)
+            self._poller = shared_poller(self.query_interval, self.startup_query_interval, self.query_timeout,
+                                         self.cancel_journal or None)
         return self._poller
 
     # -- identity and paths ---------------------------------------------------------------------

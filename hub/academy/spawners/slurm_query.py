@@ -7,11 +7,18 @@ waiting for its job), and each spawner's ``poll()`` reads the cache. A job count
 only on Slurm's own word: a terminal state, or a confirmation query for a job the batched
 answer left out (``squeue`` says "Invalid job id", or ``sacct`` names a terminal state).
 Controller outages and unrecognised answers leave the last known state in place.
+
+A ``scancel`` that the controller could not take is retried every cycle until it is accepted, and
+kept in a journal file in the hub's state directory meanwhile: a hub restarted during the outage
+re-sends it as soon as it polls any Slurm server (at start-up when servers are running, else at the
+next spawn), so the job is not left running until its walltime.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -51,7 +58,7 @@ class SlurmPoller:
     """Shared, coalescing cache of job states; one instance per hub process (see ``shared_poller``)."""
 
     def __init__(self, interval: float = 5.0, startup_interval: float = 1.0, query_timeout: float = 30.0,
-                 use_sacct: bool = True, background: bool = True) -> None:
+                 use_sacct: bool = True, background: bool = True, journal: str | None = None) -> None:
         self.background = background  # False: only explicit refresh() calls ask Slurm (replay tests)
         self.interval = interval
         self.startup_interval = startup_interval
@@ -68,6 +75,8 @@ class SlurmPoller:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self.queries = 0
+        self.journal = journal
+        self._load_journal()
 
     # -- registry -------------------------------------------------------------------------------
     def track(self, job_id: str, on_end: Callable[[JobView], object] | None = None) -> None:
@@ -100,7 +109,40 @@ class SlurmPoller:
     def cancel_later(self, job_id: str, cmd: str) -> None:
         """Retry a failed ``scancel`` every cycle until Slurm accepts it: never leave an orphan job."""
         self._cancel_retry[job_id] = cmd
+        self._save_journal()
         self._ensure_loop()
+
+    def _load_journal(self) -> None:
+        if not self.journal or not os.path.exists(self.journal):
+            return
+        try:
+            with open(self.journal, encoding="utf-8") as fh:
+                owed = dict(json.load(fh))
+        except (OSError, ValueError, TypeError) as exc:  # a damaged journal must not stop the hub
+            log.error("Ignoring the pending-cancel journal %s: %s", self.journal, exc)
+            return
+        for job_id, cmd in owed.items():
+            # Only ever "<user switch> scancel <that job id>", whatever else the file may hold.
+            if isinstance(cmd, str) and commands.JOB_ID_RE.match(job_id) and cmd.split()[-2:] == ["scancel", job_id]:
+                self._cancel_retry[job_id] = cmd
+            else:
+                log.error("Ignoring a malformed entry in %s: %r", self.journal, job_id)
+        if self._cancel_retry:
+            log.warning("Re-sending scancel for %s, owed from before the hub restarted",
+                        ", ".join(sorted(self._cancel_retry)))
+            self._ensure_loop()
+
+    def _save_journal(self) -> None:
+        if not self.journal:
+            return
+        tmp = f"{self.journal}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self._cancel_retry, fh)
+            os.replace(tmp, self.journal)
+        except OSError as exc:  # a full disk costs the journal, not the retries in memory
+            log.error("Could not write the pending-cancel journal %s: %s", self.journal, exc)
 
     @property
     def pending_cancels(self) -> list[str]:
@@ -236,6 +278,7 @@ class SlurmPoller:
             if result.ok or any(s in result.stderr for s in ALREADY_GONE):
                 log.info("Cancelled job %s after an earlier failure", jid)
                 self._cancel_retry.pop(jid, None)
+                self._save_journal()
             elif not UNREACHABLE_RE.search(result.message):
                 log.warning("Retrying scancel of job %s: %s", jid, result.message)
 
@@ -265,9 +308,10 @@ class SlurmPoller:
 _shared: dict[tuple, SlurmPoller] = {}
 
 
-def shared_poller(interval: float, startup_interval: float, query_timeout: float) -> SlurmPoller:
+def shared_poller(interval: float, startup_interval: float, query_timeout: float,
+                  journal: str | None = None) -> SlurmPoller:
     """The hub-wide poller for these settings (one per hub process in practice)."""
-    key = (interval, startup_interval, query_timeout)
+    key = (interval, startup_interval, query_timeout, journal)
     if key not in _shared:
-        _shared[key] = SlurmPoller(interval, startup_interval, query_timeout)
+        _shared[key] = SlurmPoller(interval, startup_interval, query_timeout, journal=journal)
     return _shared[key]
