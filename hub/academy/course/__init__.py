@@ -2,7 +2,8 @@
 Python API, with a permission-checked exchange, sandboxed student code and parallel autograding.
 
 Modules: layout (paths), roster (hub group), exchange (release/submit/collect/feedback folders),
-release, sandbox (policy) and kernel (sandboxed Execute), worker (grade one submission), pool (local
-backend), slurm (job-array backend), merge (single gradebook writer), autograde (orchestration),
-hidden (hidden tests kept out of feedback), feedback, reports, export, status, cli.
+release, sandbox (policy) and kernel (sandboxed Execute), jobs (job records), worker (grade one
+submission), warm (the forkserver's warm-up), pool (local backend), slurm (job-array backend),
+merge (single gradebook writer), autograde (orchestration), hidden (hidden tests kept out of
+feedback), feedback, reports, export, status, cli.
 """
