@@ -122,7 +122,7 @@ def update_local(c: Config, cfg: dict) -> None:
     s.start_timeout = local["start_timeout"]
     s.form_note = (
         "This Academy runs servers on this machine (local backend): GPU, partition and "
-        "reservation settings of a profile are ignored here; cores and memory are not enforced."
+        "reservation settings of a profile are ignored here."
     )
 
 

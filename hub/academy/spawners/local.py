@@ -4,10 +4,12 @@ No Slurm and no admin-made accounts are needed. When the hub runs as root, every
 user gets an automatically created, password-less Unix account (``acad-<name>``) that
 owns its home under the state directory, so learner code never runs as root and
 learners cannot read each other's files or server tokens. When the hub runs as an
-ordinary user (a trainer's laptop), servers run as that user.
+ordinary user (a trainer's laptop), servers run as that user.  As root, each server also runs
+in a cgroup with its profile's memory and cores (:mod:`academy.spawners.cgroups`).
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import subprocess
@@ -15,10 +17,12 @@ import sys
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from academy.accounts import LOCAL_UNIX_PREFIX
 from academy.home import sync_as_user, sync_curriculum
+from academy.spawners import cgroups
+from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
 
 
@@ -28,6 +32,11 @@ class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
     homes_dir = Unicode(
         config=True,
         help="Parent of the per-user homes (default: <state_dir>/homes).",
+    )
+    enforce_limits = Bool(
+        True,
+        config=True,
+        help="As root, run each server in a cgroup with its profile's memory and cores (off: no limits).",
     )
     account_prefix = Unicode(
         LOCAL_UNIX_PREFIX,
@@ -97,14 +106,64 @@ class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
             self.user.name, len(report.copied), len(report.updated), len(report.kept_user_changes),
         )
 
+    _limits: cgroups.Limits | None = None
+    _group: cgroups.UserGroup | None = None
+
+    def apply_spawn_request(self, request: SpawnRequest) -> None:
+        super().apply_spawn_request(request)
+        self._limits = cgroups.Limits(cgroups.parse_memory(request.profile.memory), float(request.profile.cpus))
+        # Exported as MEM_LIMIT / CPU_LIMIT, which JupyterLab's resource display reads.
+        self.mem_limit, self.cpu_limit = self._limits.memory_bytes, self._limits.cpus
+
+    def limits_enforced(self) -> bool:
+        return self.enforce_limits and cgroups.version() is not None
+
+    def form_note_text(self) -> str:
+        enforced = ("Cores and memory are enforced: your server and everything it starts stay within them."
+                    if self.limits_enforced() else "Cores and memory are not enforced here.")
+        return f"{self.form_note} {enforced}".strip()
+
+    async def _limit_resources(self) -> None:
+        self._group = None
+        if self._limits is None or not self.limits_enforced():
+            return
+        group = cgroups.UserGroup(self.unix_account)
+        # Whatever a crashed earlier server of this user left behind; off the event loop, as it may wait.
+        leftovers = await asyncio.get_running_loop().run_in_executor(None, group.end)
+        if leftovers:
+            self.log.warning("Ended %d leftover process(es) of %s", len(leftovers), self.unix_account)
+        try:
+            group.apply(self._limits)
+        except OSError as exc:  # a learner without limits beats a learner without a server
+            self.log.error("No cgroup limits for %s: %s", self.unix_account, exc)
+            return
+        self._group = group
+
     async def start(self):
         self._prepare_home()
         self._deliver_curriculum()
+        await self._limit_resources()
         return await super().start()
+
+    async def stop(self, now=False):
+        await super().stop(now=now)
+        if self._group is not None:
+            left = await asyncio.get_running_loop().run_in_executor(None, self._group.end)
+            if left:
+                self.log.info("Ended %d process(es) %s left running after their server", len(left), self.user.name)
 
     def make_preexec_fn(self, name):
         if self._hub_is_root():
-            return set_user_setuid(self.unix_account)
+            setuid = set_user_setuid(self.unix_account)
+            group = self._group
+            if group is None:
+                return setuid
+
+            def preexec():
+                group.join()  # still root here: enter the limits first, then drop privileges
+                setuid()
+
+            return preexec
         home = self.home_dir
 
         def preexec():

@@ -80,11 +80,15 @@ class ProfilePickerMixin(HasTraits):
         return _templates.get_template("spawn_form.html").render(
             profiles=profiles,
             availability=availability,
-            note=self.form_note,
+            note=self.form_note_text(),
             show_resources=self.show_resources,
             max_hours=max(p.max_hours for p in profiles),
             default_hours=profiles[0].default_hours,
         )
+
+    def form_note_text(self) -> str:
+        """The note above the profiles; backends may add what they enforce here."""
+        return self.form_note
 
     @default("options_form")
     def _default_options_form(self):

@@ -1,0 +1,118 @@
+"""Per-learner CPU and memory limits for the local backend, through the kernel's cgroups (v1 or v2).
+
+Under Slurm a profile's cores and memory are the job's allocation.  On the local backend nothing held a
+learner to them, so one runaway notebook could starve or OOM the whole workshop machine.  When the hub
+runs as root and the cgroup controllers are writable, each learner's server, and everything it starts,
+runs in ``academy/<account>`` with the profile's memory limit and CPU quota; the kernel's OOM killer
+then stops that learner's biggest process, not someone else's.  Stopping the server ends whatever is
+still in the group, as the end of a Slurm job does.  Elsewhere (no root, read-only cgroups) limits are
+skipped and the spawn form says they are not enforced.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+PARENT = "academy"
+CPU_PERIOD_US = 100_000
+_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one learner's server may use."""
+
+    memory_bytes: int
+    cpus: float
+
+
+def parse_memory(text: str) -> int:
+    """Bytes in a profile's memory field ("16G"; binary units, as Slurm reads them)."""
+    match = re.fullmatch(r"([1-9][0-9]*)([KMGT])", text.strip())
+    if not match:
+        raise ValueError(f"memory {text!r}: expected a number with a K, M, G or T suffix")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def version(root: Path = ROOT) -> str | None:
+    """"v2", "v1" or None, whichever this process can use to limit memory and CPU."""
+    if os.geteuid() != 0:
+        return None
+    if (root / "cgroup.controllers").exists():
+        wanted = {"memory", "cpu"}
+        return "v2" if wanted <= set((root / "cgroup.controllers").read_text().split()) and os.access(
+            root, os.W_OK) else None
+    if all((root / c / "cgroup.procs").exists() and os.access(root / c, os.W_OK) for c in ("memory", "cpu")):
+        return "v1"
+    return None
+
+
+class UserGroup:
+    """The cgroup(s) of one learner: created with limits, joined by the server, emptied on stop."""
+
+    def __init__(self, account: str, root: Path = ROOT, kind: str | None = None):
+        if not _NAME_RE.match(account):
+            raise ValueError(f"{account!r} is not a Unix account name")
+        self.kind = kind or version(root)
+        if self.kind is None:
+            raise OSError("no writable memory and cpu cgroup controllers (needs root)")
+        if self.kind == "v2":
+            self.dirs = [root / PARENT / account]
+            self._v2_root = root
+        else:
+            self.dirs = [root / "memory" / PARENT / account, root / "cpu" / PARENT / account]
+
+    def apply(self, limits: Limits) -> None:
+        if self.kind == "v2":
+            for path, controllers in ((self._v2_root, "+memory +cpu"), (self._v2_root / PARENT, "+memory +cpu")):
+                path.mkdir(exist_ok=True)
+                (path / "cgroup.subtree_control").write_text(controllers)
+            group = self.dirs[0]
+            group.mkdir(exist_ok=True)
+            (group / "memory.max").write_text(str(limits.memory_bytes))
+            (group / "cpu.max").write_text(f"{int(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
+            return
+        memory, cpu = self.dirs
+        for group in (memory, cpu):
+            group.mkdir(parents=True, exist_ok=True)
+        (memory / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+        (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+        (cpu / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * CPU_PERIOD_US)))
+
+    def join(self, pid: int | None = None) -> None:
+        """Move ``pid`` (default: the calling process, e.g. from a preexec_fn) into every group."""
+        for group in self.dirs:
+            (group / "cgroup.procs").write_text(str(pid or os.getpid()))
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for group in self.dirs:
+            try:
+                found.update(int(p) for p in (group / "cgroup.procs").read_text().split())
+            except FileNotFoundError:
+                continue
+        return sorted(found)
+
+    def end(self, timeout: float = 5.0) -> list[int]:
+        """SIGKILL everything still in the group, then remove it; returns the pids that were left."""
+        left = self.pids()
+        deadline = time.monotonic() + timeout
+        while (pids := self.pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        for group in self.dirs:
+            try:
+                group.rmdir()
+            except OSError:  # still busy (a process in uninterruptible sleep): the next start reuses it
+                pass
+        return left

@@ -1,0 +1,186 @@
+"""The local backend holds each learner to the profile's memory and cores (cgroups), as Slurm does on a node.
+
+A real hub and proxy, a learner's real server and kernel, and a real memory bomb run through the
+Jupyter websocket protocol: the kernel is stopped at the profile's limit while the server, the hub and
+everyone else carry on.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import pwd
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from _support import need
+from academy.spawners import cgroups
+from hub_harness import make_learner, running_hub
+
+pytestmark = pytest.mark.hub
+
+PROFILES = """profiles:
+  - slug: small
+    display_name: Small · 1 core, 512 MB
+    description: A profile small enough to hit its limits on purpose.
+    cpus: 1
+    memory: 512M
+    hours: {default: 1, max: 2}
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    need(cgroups.version() is not None, "root with writable memory and cpu cgroups")
+    profiles = tmp_path_factory.mktemp("profiles") / "profiles.yaml"
+    profiles.write_text(PROFILES)
+    with running_hub("limits", site={"profiles_file": str(profiles)}) as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def learner(hub):
+    who = make_learner(hub)
+    r = hub.api("POST", f"/users/{who.name}/server", who.token, json={"profile": "small"})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_ready(who.name, who.token)
+    yield who
+    hub.api("DELETE", f"/users/{who.name}/server", who.token)
+
+
+def group_of(pid: int) -> dict[str, str]:
+    """controller -> cgroup path of a process, from /proc."""
+    out = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") or [""]:
+            out[controller] = path
+    return out
+
+
+def in_group(pid: int, account: str) -> bool:
+    groups = group_of(pid)
+    return groups.get("" if cgroups.version() == "v2" else "memory") == f"/academy/{account}"
+
+
+def limits_of(account: str) -> tuple[int, int]:
+    """(memory limit in bytes, CPU quota per 100 ms period in µs) as the kernel holds them."""
+    dirs = cgroups.UserGroup(account).dirs
+    if cgroups.version() == "v2":
+        quota = (dirs[0] / "cpu.max").read_text().split()[0]
+        return int((dirs[0] / "memory.max").read_text()), int(quota)
+    return int((dirs[0] / "memory.limit_in_bytes").read_text()), int((dirs[1] / "cpu.cfs_quota_us").read_text())
+
+
+def times_limit_hit(account: str) -> int:
+    group = cgroups.UserGroup(account).dirs[0]
+    if cgroups.version() == "v2":
+        events = dict(line.split() for line in (group / "memory.events").read_text().splitlines())
+        return int(events["max"]) + int(events["oom_kill"])
+    return int((group / "memory.failcnt").read_text())
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"  # exited, not reaped
+    except FileNotFoundError:
+        return True
+
+
+def server_pid(account: str) -> int:
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"jupyterhub-singleuser" in (proc / "cmdline").read_bytes() \
+                    and proc.stat().st_uid == pwd.getpwnam(account).pw_uid:
+                return int(proc.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no server process of {account}")
+
+
+async def execute(hub, learner, kernel_id: str, code: str, timeout: float = 60) -> list[dict]:
+    """Run ``code`` in a kernel over the Jupyter websocket; the iopub/shell messages until reply or death."""
+    url = f"ws://127.0.0.1:{hub.port}/user/{learner.name}/api/kernels/{kernel_id}/channels"
+    conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {learner.token}"}))
+    msg_id = uuid.uuid4().hex
+    conn.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": learner.name,
+                   "session": uuid.uuid4().hex, "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }))
+    seen = []
+    try:
+        while True:
+            raw = await asyncio.wait_for(conn.read_message(), timeout)
+            if raw is None:
+                return seen
+            msg = json.loads(raw)
+            seen.append(msg)
+            state = msg.get("content", {}).get("execution_state")
+            if msg["msg_type"] == "execute_reply" or state in ("restarting", "dead"):
+                return seen
+    finally:
+        conn.close()
+
+
+def test_server_and_its_kernels_run_inside_the_profiles_limits(hub, learner):
+    """Are the learner's server and the kernels it starts in a cgroup with the profile's memory and cores?"""
+    account = f"acad-{learner.name}"
+    pid = server_pid(account)
+    groups = group_of(pid)
+    expected = f"/academy/{account}"
+    assert (groups[""] == expected) if cgroups.version() == "v2" else (groups["memory"] == groups["cpu"] == expected), groups
+    assert limits_of(account) == (512 * 1024**2, 100_000)
+    environ = dict(e.split("=", 1) for e in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in e)
+    assert environ["MEM_LIMIT"] == str(512 * 1024**2) and float(environ["CPU_LIMIT"]) == 1.0
+    r = learner.session.post(f"{hub.url}/user/{learner.name}/api/kernels", json={"name": "python3"},
+                             headers={"Authorization": f"token {learner.token}"}, timeout=60)
+    assert r.status_code == 201, r.text
+    kernel_id = r.json()["id"]
+    replies = asyncio.run(execute(hub, learner, kernel_id, "import os; print(os.getpid())"))
+    kernel_pid = int(next(m for m in replies if m["msg_type"] == "stream")["content"]["text"])
+    assert in_group(kernel_pid, account)
+
+
+def test_a_memory_bomb_stops_at_the_profile_limit_and_nothing_else_suffers(hub, learner):
+    """Does allocating 2 GB under a 512 MB profile end the kernel alone, with the server and hub fine?"""
+    account = f"acad-{learner.name}"
+    r = learner.session.post(f"{hub.url}/user/{learner.name}/api/kernels", json={"name": "python3"},
+                             headers={"Authorization": f"token {learner.token}"}, timeout=60)
+    assert r.status_code == 201, r.text
+    replies = asyncio.run(execute(hub, learner, r.json()["id"], "x = b'a' * (2 * 1024**3)\nprint('survived')"))
+    printed = "".join(m["content"].get("text", "") for m in replies if m["msg_type"] == "stream")
+    assert "survived" not in printed
+    assert times_limit_hit(account) > 0, "the limit was never reached"
+    status = learner.session.get(f"{hub.url}/user/{learner.name}/api/status",
+                                 headers={"Authorization": f"token {learner.token}"}, timeout=30)
+    assert status.status_code == 200, "the learner's server went down with the kernel"
+    assert hub.api("GET", f"/users/{learner.name}", learner.token).json()["servers"][""]["ready"]
+
+
+def test_stopping_the_server_ends_what_it_left_running(hub):
+    """When a learner's server stops, does a background process they started stop with it (as at a job's end)?"""
+    other = make_learner(hub, prefix="bg")
+    r = hub.api("POST", f"/users/{other.name}/server", other.token, json={"profile": "small"})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_ready(other.name, other.token)
+    account = f"acad-{other.name}"
+    r = other.session.post(f"{hub.url}/user/{other.name}/api/kernels", json={"name": "python3"},
+                           headers={"Authorization": f"token {other.token}"}, timeout=60)
+    code = ("import subprocess\np = subprocess.Popen(['sleep', '600'], start_new_session=True)\nprint(p.pid)")
+    replies = asyncio.run(execute(hub, other, r.json()["id"], code))
+    stray = int(next(m for m in replies if m["msg_type"] == "stream")["content"]["text"])
+    assert in_group(stray, account)
+    r = hub.api("DELETE", f"/users/{other.name}/server", other.token)
+    assert r.status_code in (202, 204)
+    deadline = time.monotonic() + 10
+    while not gone(stray) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(stray), "a background process outlived its learner's server"
+    assert not any(d.exists() for d in cgroups.UserGroup(account).dirs)

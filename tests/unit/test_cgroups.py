@@ -1,0 +1,50 @@
+"""academy.spawners.cgroups without touching the machine's cgroups: units, names and the files each version gets.
+
+The real v1 hierarchy is exercised by tests/hub/test_local_limits.py; cgroup v2 is not mounted on this
+machine, so its file layout is checked here against a scratch directory standing in for /sys/fs/cgroup.
+"""
+from __future__ import annotations
+
+import pytest
+
+from academy.spawners import cgroups
+
+
+@pytest.mark.parametrize("text, expected", [("512M", 512 * 1024**2), ("16G", 16 * 1024**3), ("1T", 1024**4)])
+def test_profile_memory_is_read_in_binary_units(text, expected):
+    """Is a profile's memory read as Slurm reads it (16G = 16 GiB)?"""
+    assert cgroups.parse_memory(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "16", "16GB", "0G", "-1G", "1.5G"])
+def test_odd_memory_values_are_refused(text):
+    """Is anything but digits and one K/M/G/T unit refused?"""
+    with pytest.raises(ValueError):
+        cgroups.parse_memory(text)
+
+
+@pytest.mark.parametrize("account", ["../etc", "a/b", "", "Acad", "x" * 40])
+def test_group_names_are_only_unix_account_names(account, tmp_path):
+    """Can a crafted account name reach outside academy/ in the cgroup tree?"""
+    with pytest.raises(ValueError):
+        cgroups.UserGroup(account, root=tmp_path, kind="v1")
+
+
+def test_v2_layout_limits_and_controllers(tmp_path):
+    """Does cgroup v2 get memory.max, cpu.max and the controllers enabled on the way down?"""
+    group = cgroups.UserGroup("acad-ann", root=tmp_path, kind="v2")
+    group.apply(cgroups.Limits(memory_bytes=512 * 1024**2, cpus=1.5))
+    assert group.dirs == [tmp_path / "academy" / "acad-ann"]
+    assert (tmp_path / "academy" / "acad-ann" / "memory.max").read_text() == str(512 * 1024**2)
+    assert (tmp_path / "academy" / "acad-ann" / "cpu.max").read_text() == "150000 100000"
+    for level in (tmp_path, tmp_path / "academy"):
+        assert (level / "cgroup.subtree_control").read_text() == "+memory +cpu"
+
+
+def test_v1_layout_limits(tmp_path):
+    """Does cgroup v1 get the memory limit in the memory tree and the CFS quota in the cpu tree?"""
+    group = cgroups.UserGroup("acad-ann", root=tmp_path, kind="v1")
+    group.apply(cgroups.Limits(memory_bytes=2 * 1024**3, cpus=4))
+    assert (tmp_path / "memory" / "academy" / "acad-ann" / "memory.limit_in_bytes").read_text() == str(2 * 1024**3)
+    assert (tmp_path / "cpu" / "academy" / "acad-ann" / "cpu.cfs_quota_us").read_text() == "400000"
+    assert (tmp_path / "cpu" / "academy" / "acad-ann" / "cpu.cfs_period_us").read_text() == "100000"
