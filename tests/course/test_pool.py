@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from _support import exited
 
 from academy.course import pool
 from academy.course.jobs import JobSpec
@@ -48,16 +49,6 @@ def pid_of(tmp_path, student: str) -> int:
     return int((tmp_path / student / "pid").read_text())
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it has exited all the same.
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().split(")")[-1].split()[0] != "Z"
-
-
 @pytest.mark.grading
 def test_a_hung_job_is_killed_at_its_deadline_and_the_rest_still_run(tmp_path):
     """Does a job that hangs get timed out at its deadline, its worker killed, while every other job finishes?"""
@@ -68,7 +59,7 @@ def test_a_hung_job_is_killed_at_its_deadline_and_the_rest_still_run(tmp_path):
     assert sorted(outcomes) == sorted(s.student for s in jobs)
     hung = outcomes["hang1"]
     assert hung.timed_out and hung.exitcode is None and 3.0 <= hung.seconds < 6.0
-    assert not alive(pid_of(tmp_path, "hang1"))
+    assert exited(pid_of(tmp_path, "hang1"))
     for student in ("ok1", "ok2", "ok3", "ok4"):
         assert outcomes[student].exitcode == 0 and not outcomes[student].timed_out
     assert outcomes["fail1"].exitcode == 1
@@ -95,6 +86,6 @@ def test_workers_grade_many_jobs_and_are_recycled(tmp_path, monkeypatch):
     pids = [pid_of(tmp_path, s) for s in students]
     assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
     deadline = time.monotonic() + 5
-    while any(alive(p) for p in set(pids)) and time.monotonic() < deadline:
+    while not all(exited(p) for p in set(pids)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(alive(p) for p in set(pids)), "a grading worker outlived the batch"
+    assert all(exited(p) for p in set(pids)), "a grading worker outlived the batch"

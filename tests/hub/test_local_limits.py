@@ -17,7 +17,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from _support import need
+from _support import exited, need
 from academy.spawners import cgroups
 from hub_harness import make_learner, running_hub
 
@@ -82,13 +82,6 @@ def times_limit_hit(account: str) -> int:
         events = dict(line.split() for line in (group / "memory.events").read_text().splitlines())
         return int(events["max"]) + int(events["oom_kill"])
     return int((group / "memory.failcnt").read_text())
-
-
-def gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"  # exited, not reaped
-    except FileNotFoundError:
-        return True
 
 
 def server_pid(account: str) -> int:
@@ -180,7 +173,7 @@ def test_stopping_the_server_ends_what_it_left_running(hub):
     r = hub.api("DELETE", f"/users/{other.name}/server", other.token)
     assert r.status_code in (202, 204)
     deadline = time.monotonic() + 10
-    while not gone(stray) and time.monotonic() < deadline:
+    while not exited(stray) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert gone(stray), "a background process outlived its learner's server"
+    assert exited(stray), "a background process outlived its learner's server"
     assert not any(d.exists() for d in cgroups.UserGroup(account).dirs)

@@ -1,11 +1,10 @@
 """The batch runners' kernel manager (academy.promptkernel) with real kernels: nothing lost by not waiting."""
 from __future__ import annotations
 
-import os
-
 import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
+from _support import exited
 
 from academy.promptkernel import PromptKernelClient, PromptKernelManager
 
@@ -37,9 +36,4 @@ def test_immediate_shutdown_leaves_no_kernel_behind():
     """Is the kernel process gone once the notebook has run?"""
     nb, km = _run(["import os; print(os.getpid())"])
     pid = int(nb.cells[0].outputs[0].text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return
-    with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited all the same
-        assert fh.read().split(")")[-1].split()[0] == "Z", f"kernel {pid} still running"
+    assert exited(pid), f"kernel {pid} still running"
