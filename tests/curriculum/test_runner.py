@@ -96,7 +96,7 @@ def test_raising_cell_is_named_with_source_and_error(outcome):
     assert bad.status is Status.FAIL
     assert (bad.error.ename, bad.error.evalue) == ("ZeroDivisionError", "learning rate schedule divided by zero")
     assert "raise ZeroDivisionError" in bad.failing_cell_source
-    assert bad.failing_cell_id == "c01-07"
+    assert bad.failing_cell_id == "c01-07" and bad.failing_cell_index == 7
     assert "Traceback" in bad.error.traceback and "\x1b[" not in bad.error.traceback
     assert bad.kept is not None and bad.kept.exists()
 
@@ -151,7 +151,7 @@ def test_cli_failure_exit_junit_and_kept_notebook(suite, tmp_path, capsys, monke
     code, out = run_cli(capsys, monkeypatch, "--dir", str(suite), "--jobs", "2", "--smoke", "--junit", str(junit), "--keep", str(keep), "0", "breaks_check")
     assert code == 1
     assert "03_breaks_check: FAIL" in out and "validation loss 9.50 should fall below 2.2" in out
-    assert "cell c03-12 (the learning check)" in out
+    assert "cell 12 [id c03-12] `val_loss = 9.5` (the learning check)" in out
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert set(cases) == {"00_passes", "03_breaks_check"}
     assert cases["00_passes"].find("failure") is None

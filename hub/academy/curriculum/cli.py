@@ -1,4 +1,4 @@
-"""``academy curriculum``: test (lint + parallel papermill run), lint, and clean the notebook curriculum."""
+"""``academy curriculum``: test (lint + parallel papermill run), lint, and clean the curriculum or any trainer's notebooks."""
 from __future__ import annotations
 
 import argparse
@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 from academy.curriculum import discover, lint
-from academy.curriculum.results import RunOptions, Status
+from academy.curriculum.results import RunOptions, Status, Target
 
 DEFAULT_JUNIT = Path("test-output/curriculum-junit.xml")
 DEFAULT_KEEP = Path("test-output/curriculum-failures")
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+KERNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # what jupyter_client accepts as a kernelspec name
 # Set by their own flags so a run's mode is always explicit in its report.
 RESERVED_PARAMETERS = {"smoke": "--smoke/--full", "device": "--device"}
 
@@ -55,6 +56,12 @@ def _device(text: str) -> str:
     return text
 
 
+def _kernel(text: str) -> str:
+    if not KERNEL_RE.match(text):
+        raise argparse.ArgumentTypeError(f"kernel name {text!r} may hold only letters, digits, '.', '_' and '-'")
+    return text
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -69,8 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions.required = True
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="numbers or names, e.g. 3 or 03_classical_ml (default: all)")
-        p.add_argument("--dir", type=Path, default=None, help="notebooks directory (default: ./notebooks or $ACADEMY_NOTEBOOKS_DIR)")
+        p.add_argument(
+            "notebooks", nargs="*", metavar="PATH",
+            help="notebook files or folders (searched recursively), or curriculum lessons by number or name, e.g. 3 or 03_classical_ml (default: the whole curriculum)",
+        )  # fmt: skip
+        p.add_argument("--dir", type=Path, default=None, help="the Academy's curriculum directory (default: ./notebooks or $ACADEMY_NOTEBOOKS_DIR)")
+        p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip notebooks or folders matching this glob, e.g. 'drafts/*' (repeatable)")
 
     test = actions.add_parser("test", help="run notebooks in parallel through papermill and check they pass and are clean")
     common(test)
@@ -82,7 +93,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     test.add_argument("-p", "--parameter", dest="parameters", action="append", type=_parameter, default=[], metavar="NAME=VALUE", help="extra notebook parameter (repeatable)")
     test.add_argument("--device", type=_device, default=None, help="device parameter: auto, cpu, cuda, cuda:N (default: the notebook's 'auto')")
     test.add_argument("--threads", type=_positive_int, default=None, help="BLAS/OpenMP threads per kernel (default: CPU count / jobs)")
-    test.add_argument("--no-lint", dest="lint", action="store_false", help="skip the clean/skeleton checks (for edited copies; CI keeps them)")
+    rules = test.add_mutually_exclusive_group()
+    rules.add_argument("--lint", dest="lint", action="store_true", default=None, help="apply the Academy's skeleton and clean rules to every notebook, not only the curriculum's")
+    rules.add_argument("--no-lint", dest="lint", action="store_false", default=None, help="skip the clean/skeleton checks (for edited copies; CI keeps them)")
+    test.add_argument("--require-clean", action="store_true", help="a notebook committed with outputs or execution counts is DIRTY (always so for the curriculum)")
+    test.add_argument("--kernel", type=_kernel, default=None, metavar="NAME", help="run every notebook on this kernelspec instead of its own")
     test.add_argument("--junit", type=Path, default=DEFAULT_JUNIT, help=f"JUnit XML report (default: {DEFAULT_JUNIT})")
     test.add_argument("--keep", type=Path, default=DEFAULT_KEEP, help=f"where executed notebooks of failures go (default: {DEFAULT_KEEP})")
     test.set_defaults(func=cmd_test)
@@ -96,19 +111,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clean.set_defaults(func=cmd_clean)
 
 
-def _chosen(args: argparse.Namespace, console) -> list[Path] | None:
+def _chosen(args: argparse.Namespace, console) -> list[Target] | None:
+    """The notebooks the arguments name: files and folders as given, anything else a curriculum lesson."""
     directory = args.dir or discover.default_notebooks_dir()
+    paths = [Path(a) for a in args.notebooks if Path(a).exists()]
+    names = [a for a in args.notebooks if not Path(a).exists()]
     try:
-        notebooks = discover.select(discover.curriculum_notebooks(directory), args.notebooks)
+        targets = discover.find_notebooks(paths, args.exclude, directory) if paths else []
+        if names or not paths:
+            lessons = discover.select(discover.curriculum_notebooks(directory), names)
+            if not names:
+                for stray in discover.stray_notebooks(directory):
+                    console.print(f"[yellow]warning:[/] {stray.name} is not a curriculum notebook (NN_slug.ipynb); not run")
+            targets += [Target(nb, nb.stem, True) for nb in lessons if not discover.excluded(nb.name, args.exclude)]
     except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        hint = " (and no file or folder of that name exists)" if names and "matches" in str(exc) else ""
+        console.print(f"[red]error:[/] {exc}{hint}")
         return None
-    if not notebooks:
-        console.print(f"[red]error:[/] no NN_slug.ipynb notebooks in {directory}")
+    unique = list({t.path.resolve(): t for t in targets}.values())
+    if not unique:
+        console.print(f"[red]error:[/] no notebooks in {', '.join(map(str, paths)) or directory}")
         return None
-    for stray in discover.stray_notebooks(directory):
-        console.print(f"[yellow]warning:[/] {stray.name} is not a curriculum notebook (NN_slug.ipynb); not run")
-    return notebooks
+    return unique
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -136,6 +160,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         keep_dir=args.keep,
         threads_per_job=args.threads or max(1, cores // jobs),
         lint=args.lint,
+        require_clean=args.require_clean,
+        kernel=args.kernel,
     )
     mode = "smoke" if smoke else "full"
     console.print(
@@ -145,6 +171,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     )
 
     running: list[str] = []
+    finished = []
+    names = {t.path: t.name for t in notebooks}
     lock = threading.Lock()
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -154,11 +182,12 @@ def cmd_test(args: argparse.Namespace) -> int:
 
         def on_start(nb: Path) -> None:
             with lock:
-                running.append(nb.stem)
+                running.append(names.get(nb, nb.stem))
                 progress.update(task, description="running " + ", ".join(running))
 
         def on_done(result) -> None:
             with lock:
+                finished.append(result)
                 if result.name in running:
                     running.remove(result.name)
                 progress.update(task, advance=1, description="running " + ", ".join(running) if running else "done")
@@ -173,6 +202,13 @@ def cmd_test(args: argparse.Namespace) -> int:
             results = run_notebooks(
                 notebooks, options, expected_seconds=report.previous_seconds(args.junit), on_start=on_start, on_done=on_done
             )
+        except KeyboardInterrupt:
+            # What finished is still worth a report: CI uploads it even for a cancelled run.
+            order = {t.name: i for i, t in enumerate(notebooks)}
+            done = sorted(finished, key=lambda r: order.get(r.name, 0))
+            report.write_junit(args.junit, done, time.monotonic() - started)
+            console.print(f"[red]interrupted[/]: {len(done)} of {len(notebooks)} notebook(s) finished; JUnit report: {args.junit}")
+            raise
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
@@ -191,14 +227,18 @@ def cmd_lint(args: argparse.Namespace) -> int:
     if notebooks is None:
         return 2
     bad = 0
-    for nb in notebooks:
-        problems = lint.lint(nb)
+    for target in notebooks:
+        # House rules for the curriculum; for a trainer's notebook only what a regression run needs.
+        try:
+            problems = lint.lint(target.path) if target.house else lint.output_problems(lint.load(target.path))
+        except ValueError as exc:
+            problems = [str(exc)]
         if problems:
             bad += 1
-            console.print(f"[yellow]{nb.name}[/]")
+            console.print(f"[yellow]{target.name}[/]")
             for problem in problems:
                 console.print(f"  • {problem}")
-    console.print(f"{len(notebooks) - bad} of {len(notebooks)} notebook(s) clean and on skeleton")
+    console.print(f"{len(notebooks) - bad} of {len(notebooks)} notebook(s) clean (and, for the curriculum, on skeleton)")
     return 1 if bad else 0
 
 
@@ -209,11 +249,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
     notebooks = _chosen(args, console)
     if notebooks is None:
         return 2
-    for nb in notebooks:
+    for target in notebooks:
         try:
-            changed = lint.strip_file(nb)
+            changed = lint.strip_file(target.path)
         except ValueError as exc:
             console.print(f"[red]error:[/] {exc}")
             return 1
-        console.print(f"{'cleaned' if changed else 'already clean'}: {nb.name}")
+        console.print(f"{'cleaned' if changed else 'already clean'}: {target.name}")
     return 0

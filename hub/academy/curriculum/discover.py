@@ -1,12 +1,15 @@
-"""Find the curriculum notebooks, resolve the ones a user named, and parse ``-p name=value`` parameters."""
+"""Find notebooks (the curriculum's, or any trainer's files and folders), resolve names, and parse ``-p name=value``."""
 from __future__ import annotations
 
+import fnmatch
 import json
 import keyword
 import os
 import re
 from pathlib import Path
 from typing import Any
+
+from academy.curriculum.results import Target
 
 NOTEBOOK_RE = re.compile(r"^(?P<number>\d{2})_(?P<slug>[a-z0-9][a-z0-9_]*)\.ipynb$")
 DIR_ENV = "ACADEMY_NOTEBOOKS_DIR"
@@ -62,6 +65,58 @@ def _matches(nb: Path, token: str) -> bool:
         return int(token) == int(m["number"])
     token = token.removesuffix(".ipynb")
     return token in {nb.stem, m["slug"]} or Path(token).name == nb.stem
+
+
+def _skipped_dir(name: str) -> bool:
+    return name.startswith(".") or name in {"__pycache__", "node_modules", "site-packages"}
+
+
+def excluded(rel: str, patterns: list[str]) -> bool:
+    """``--exclude`` globs match the path relative to its root, any trailing part of it, or a folder on it."""
+    parts = rel.split("/")
+    tails = ["/".join(parts[i:]) for i in range(len(parts))]
+    folders = ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)] + parts[:-1]
+    return any(fnmatch.fnmatchcase(candidate, pattern.rstrip("/")) for pattern in patterns for candidate in tails + folders)
+
+
+def find_notebooks(paths: list[Path], exclude: list[str] = (), curriculum_dir: Path | None = None) -> list[Target]:
+    """Every ``.ipynb`` under ``paths`` (files, or folders walked recursively), named relative to the path given.
+
+    Hidden folders (``.git``, ``.ipynb_checkpoints``, ``.venv``...) and ``__pycache__`` are
+    skipped. A notebook of the Academy's curriculum (an ``NN_slug.ipynb`` directly in
+    ``curriculum_dir``) is named by its stem and keeps the house rules. A path that does not
+    exist is a ``FileNotFoundError``; a file that is not ``.ipynb`` a ``ValueError``.
+    """
+    house_dir = curriculum_dir.resolve() if curriculum_dir is not None and curriculum_dir.is_dir() else None
+    found: list[tuple[Path, str]] = []
+    for given in paths:
+        if given.is_file():
+            if given.suffix != ".ipynb":
+                raise ValueError(f"{given} is not a notebook (.ipynb)")
+            found.append((given, given.name))
+        elif given.is_dir():
+            for folder, dirs, files in os.walk(given):
+                dirs[:] = sorted(d for d in dirs if not _skipped_dir(d))
+                for name in sorted(files):
+                    if name.endswith(".ipynb"):
+                        path = Path(folder) / name
+                        found.append((path, path.relative_to(given).as_posix()))
+        else:
+            raise FileNotFoundError(f"no notebook, folder or curriculum notebook named {str(given)!r}")
+    targets: list[Target] = []
+    seen: set[Path] = set()
+    names: set[str] = set()
+    for path, rel in found:
+        if excluded(rel, list(exclude)) or path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        house = house_dir is not None and path.resolve().parent == house_dir and NOTEBOOK_RE.match(path.name) is not None
+        name = path.stem if house else rel
+        if name in names:  # two roots with the same layout: fall back to the path as given
+            name = path.as_posix()
+        names.add(name)
+        targets.append(Target(path, name, house))
+    return targets
 
 
 def parse_parameter(text: str) -> tuple[str, Any]:

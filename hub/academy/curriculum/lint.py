@@ -78,6 +78,23 @@ def clean_problems(nb: dict[str, Any]) -> list[str]:
     return problems
 
 
+def output_problems(nb: dict[str, Any]) -> list[str]:
+    """What ``--require-clean`` asks of any notebook: no committed outputs or execution counts.
+
+    Unlike ``clean_problems`` this imposes nothing of the Academy's own: cells without ids
+    (nbformat < 4.5) and any kernel are fine.
+    """
+    problems = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        if cell.get("outputs"):
+            problems.append(f"{cell_label(i, cell)} has committed outputs")
+        if cell.get("execution_count") is not None:
+            problems.append(f"{cell_label(i, cell)} has execution_count {cell['execution_count']}")
+    return problems
+
+
 def headings(nb: dict[str, Any]) -> Iterator[tuple[int, str]]:
     """(cell index, heading text) for every "## " line of every markdown cell."""
     for i, cell in enumerate(nb.get("cells", [])):

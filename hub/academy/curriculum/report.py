@@ -46,7 +46,7 @@ def failure_panel(result: NotebookResult) -> Panel:
     """Everything a notebook author needs to fix one failure, without opening the notebook."""
     parts: list[Any] = []
     if result.error is not None:
-        where = f"cell {result.failing_cell_id}" if result.failing_cell_id else "cell"
+        where = result.cell_label()
         if result.learning_check_failed:
             where += " (the learning check)"
         prefix = f"{where}: " if result.failing_cell_source else ""
@@ -79,8 +79,7 @@ def failure_text(result: NotebookResult) -> str:
     if result.error is not None:
         lines.append(result.error.one_line())
     if result.failing_cell_source:
-        cell = f" {result.failing_cell_id}" if result.failing_cell_id else ""
-        lines += ["", f"--- failing cell{cell} ---", result.failing_cell_source.rstrip()]
+        lines += ["", f"--- failing {result.cell_label()} ---", result.failing_cell_source.rstrip()]
     if result.error is not None and result.error.traceback:
         lines += ["", "--- traceback ---", result.error.traceback.rstrip()]
     if result.problems:

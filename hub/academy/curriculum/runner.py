@@ -1,7 +1,8 @@
-"""Execute curriculum notebooks in parallel, each in a killable worker subprocess with a time limit.
+"""Execute notebooks in parallel, each in a killable worker subprocess with a time limit.
 
-Each notebook runs with its working directory set to a private temporary copy of
-``notebooks/`` (so a lesson that writes files leaves the repository clean), with
+Each notebook runs with its working directory set to a private temporary copy of its
+own folder (so support files beside it are there, and a notebook that writes files
+leaves the repository clean), with
 ``ACADEMY_PROGRESS_FILE`` and ``ACADEMY_WORKDIR`` pointing into scratch (so CI never
 touches a real learner's progress or ~/academy-work), and with BLAS/OpenMP threads
 capped per kernel so parallel kernels do not oversubscribe the cores. Threads here only
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,26 +22,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import psutil
 
 from academy.curriculum import lint
-from academy.curriculum.results import CellError, NotebookResult, RunOptions, Status
-from academy.learn import METRICS_MIME, PROGRESS_ENV
+from academy.curriculum.collect import collect
+from academy.curriculum.results import CellError, NotebookResult, RunOptions, Status, Target
+from academy.learn import PROGRESS_ENV
 
-ERROR_MARKER_TAG = "papermill-error-cell-tag"
-# Startup chatter every kernel prints; it would bury the line that explains a crash.
-_LOG_NOISE = ("Kernel is running over TCP without encryption",)
 WORKDIR_ENV = "ACADEMY_WORKDIR"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-# Only what a lesson may read at run time travels into the private working copy.
-_COPY_IGNORE = shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__", ".git")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI_RE.sub("", text)
+# What never belongs in a working copy. The Academy's lessons read only data beside them;
+# a trainer's notebook may %run a notebook beside it, so theirs keep other notebooks.
+_SKIP = (".ipynb_checkpoints", "__pycache__", ".git", ".hg", ".svn")
+_COPY_IGNORE_HOUSE = shutil.ignore_patterns("*.ipynb", *_SKIP)
+_COPY_IGNORE = shutil.ignore_patterns(*_SKIP)
 
 
 @dataclass
@@ -91,14 +88,16 @@ class _Active:
             kill_tree(proc.pid)
 
 
-def kill_tree(pid: int) -> None:
+def kill_tree(pid: int, also: list[psutil.Process] | None = None) -> None:
     """SIGKILL a worker and everything below it: the kernel runs in its own session, so
-    killing the worker's process group alone would leave a hung kernel spinning."""
+    killing the worker's process group alone would leave a hung kernel spinning.
+    ``also``: processes found below it earlier (a worker that exited leaves its kernel orphaned)."""
+    victims = list(also or [])
     try:
         parent = psutil.Process(pid)
-        victims = parent.children(recursive=True) + [parent]
+        victims += parent.children(recursive=True) + [parent]
     except psutil.NoSuchProcess:
-        return
+        pass
     for proc in victims:
         try:
             proc.kill()
@@ -107,8 +106,14 @@ def kill_tree(pid: int) -> None:
     psutil.wait_procs(victims, timeout=10)
 
 
+def installed_kernels() -> set[str]:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return set(KernelSpecManager().find_kernel_specs())
+
+
 def run_notebooks(
-    notebooks: list[Path],
+    notebooks: list[Target] | list[Path],
     options: RunOptions,
     *,
     expected_seconds: dict[str, float] | None = None,
@@ -117,22 +122,27 @@ def run_notebooks(
 ) -> list[NotebookResult]:
     """Lint and execute ``notebooks`` ``options.jobs`` at a time; results in the order given.
 
+    A plain ``Path`` is a notebook of the Academy's curriculum (named by its stem).
     Longest first shortens the parallel wall time (no long notebook left alone at the
     end): ``expected_seconds`` (from an earlier run) gives the order; notebooks without
-    history go first, latest lesson first, because later lessons train bigger models.
+    history go first, latest first, because later lessons train bigger models.
+    On an interrupt every worker is killed and the interrupt re-raised; ``on_done`` has
+    by then seen every result that finished.
     """
+    targets = [Target.of(nb) for nb in notebooks]
     expected = expected_seconds or {}
-    position = {nb: i for i, nb in enumerate(notebooks)}
-    schedule = sorted(notebooks, key=lambda nb: (-expected.get(nb.stem, float("inf")), -position[nb]))
+    position = {t: i for i, t in enumerate(targets)}
+    schedule = sorted(targets, key=lambda t: (-expected.get(t.name, float("inf")), -position[t]))
     if options.keep_dir is not None:
         options.keep_dir.mkdir(parents=True, exist_ok=True)
-        for nb in notebooks:  # a stale failure from an earlier run must not look current
-            (options.keep_dir / nb.name).unlink(missing_ok=True)
+        for t in targets:  # a stale failure from an earlier run must not look current
+            _kept_path(options.keep_dir, t).unlink(missing_ok=True)
+    kernels = installed_kernels()
     active = _Active()
-    results: dict[Path, NotebookResult] = {}
+    results: dict[Target, NotebookResult] = {}
     pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="curriculum")
     try:
-        futures = {pool.submit(_run_one, nb, options, active, on_start): nb for nb in schedule}
+        futures = {pool.submit(_run_one, t, options, active, on_start, kernels): t for t in schedule}
         for future in as_completed(futures):
             result = future.result()
             results[futures[future]] = result
@@ -143,24 +153,60 @@ def run_notebooks(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    return [results[nb] for nb in notebooks]
+    return [results[t] for t in targets]
 
 
-def _run_one(notebook: Path, options: RunOptions, active: _Active, on_start: Callable[[Path], None] | None) -> NotebookResult:
-    problems = lint.lint(notebook) if options.lint else []
+def _kept_path(keep_dir: Path, target: Target) -> Path:
+    return keep_dir / (target.name if target.name.endswith(".ipynb") else f"{target.name}.ipynb")
+
+
+def _problems(target: Target, nb: dict, options: RunOptions) -> list[str]:
+    """House rules for the Academy's curriculum (or with --lint); only --require-clean for the rest."""
+    if options.lint if options.lint is not None else target.house:
+        return lint.clean_problems(nb) + lint.skeleton_problems(nb, target.path.name)
+    return lint.output_problems(nb) if options.require_clean else []
+
+
+def _missing_kernel(nb: dict, options: RunOptions, kernels: set[str]) -> CellError | None:
+    if options.kernel is not None:
+        if options.kernel in kernels:
+            return None
+        return CellError("NoSuchKernel", f"--kernel {options.kernel!r} is not installed here (installed: {', '.join(sorted(kernels)) or 'none'})")
+    wanted = (nb.get("metadata", {}).get("kernelspec") or {}).get("name") or "python3"
+    if wanted in kernels:
+        return None
+    return CellError(
+        "NoSuchKernel",
+        f"the notebook asks for kernel {wanted!r}, which is not installed here "
+        f"(installed: {', '.join(sorted(kernels)) or 'none'}); run with --kernel NAME to use another",
+    )
+
+
+def _run_one(target: Target, options: RunOptions, active: _Active, on_start: Callable[[Path], None] | None, kernels: set[str]) -> NotebookResult:
+    notebook = target.path
+    try:
+        committed = lint.load(notebook)
+    except (OSError, ValueError) as exc:
+        return NotebookResult(target.name, notebook, Status.ERROR, error=CellError("NotANotebook", str(exc)))
+    problems = _problems(target, committed, options)
     if active.stopping.is_set():
-        return NotebookResult(notebook.stem, notebook, Status.ERROR, problems=problems, error=CellError("Interrupted", ""))
+        return NotebookResult(target.name, notebook, Status.ERROR, problems=problems, error=CellError("Interrupted", ""))
+    missing = _missing_kernel(committed, options, kernels)
+    if missing is not None:
+        return NotebookResult(target.name, notebook, Status.ERROR, problems=problems, error=missing)
     if on_start is not None:
         on_start(notebook)
-    job = _Job(notebook, Path(tempfile.mkdtemp(prefix=f"academy-{notebook.stem}-")))
+    job = _Job(notebook, Path(tempfile.mkdtemp(prefix="academy-nb-")))
     try:
-        shutil.copytree(notebook.parent, job.cwd, ignore=_COPY_IGNORE)
+        shutil.copytree(notebook.parent, job.cwd, ignore=_COPY_IGNORE_HOUSE if target.house else _COPY_IGNORE)
         started = time.monotonic()
         hang = _execute(job, options, active)
         seconds = time.monotonic() - started
-        result = _collect(job, options, seconds, hang, problems)
+        result = NotebookResult(target.name, notebook, Status.PASS, seconds=round(seconds, 2), problems=problems)
+        collect(result, committed, output=job.output, outcome_path=job.result, log=job.log, timeout=options.timeout, hang=hang)
         if result.status not in (Status.PASS, Status.DIRTY) and options.keep_dir is not None and job.output.exists():
-            result.kept = options.keep_dir / notebook.name
+            result.kept = _kept_path(options.keep_dir, target)
+            result.kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(job.output, result.kept)
         return result
     finally:
@@ -184,12 +230,14 @@ def _worker_env(job: _Job, options: RunOptions) -> dict[str, str]:
 
 
 def _execute(job: _Job, options: RunOptions, active: _Active) -> str | None:
-    """Run the worker for ``job``; when it hit the time limit and was killed, say how the kernel looked."""
+    """Run the worker for ``job``; when it hit the time limit, say how it looked, let it write
+    what ran (the running cell included), then kill it and its kernel."""
     spec = {
         "input": str(job.notebook.resolve()),
         "output": str(job.output),
         "cwd": str(job.cwd),
         "parameters": options.parameters,
+        "kernel": options.kernel,
         "start_timeout": options.start_timeout,
         "result": str(job.result),
     }
@@ -212,104 +260,49 @@ def _execute(job: _Job, options: RunOptions, active: _Active) -> str | None:
         proc.wait(timeout=options.timeout)
         return None
     except subprocess.TimeoutExpired:
-        diagnosis = diagnose_hang(proc.pid)
-        kill_tree(proc.pid)
+        try:
+            below = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            below = []
+        diagnosis = diagnose_hang(proc.pid, below)
+        proc.send_signal(signal.SIGTERM)  # the worker writes its snapshot and exits
+        try:
+            proc.wait(timeout=options.snapshot_grace)
+        except subprocess.TimeoutExpired:
+            pass
+        kill_tree(proc.pid, below)
         proc.wait()
         return diagnosis
     finally:
         active.discard(proc)
 
 
-def diagnose_hang(worker_pid: int) -> str:
-    """Say whether a timed-out kernel was computing or idle.
+def diagnose_hang(worker_pid: int, below: list[psutil.Process]) -> str:
+    """Say where a timed-out notebook's time was going: the kernel computing, the kernel idle, or the runner.
 
-    A busy kernel means the lesson is too slow for the limit; an idle one means the cell
-    is waiting (on a sleep, on input, or on a lost message), which no limit will fix.
+    A busy kernel means the notebook is too slow for the limit; an idle kernel with an
+    idle runner means the cell is waiting (on a sleep, input, or a lost message), which no
+    limit will fix; a busy runner means the time went into the runner itself.
     """
     try:
         worker = psutil.Process(worker_pid)
-        kernels = [p for p in worker.children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
-        for kernel in kernels:
-            kernel.cpu_percent(None)
+        kernels = [p for p in below if "ipykernel" in " ".join(p.cmdline())]
+        for proc in [worker, *kernels]:
+            proc.cpu_percent(None)
         time.sleep(1.0)
-        states = [f"kernel {k.pid} {k.status()} at {k.cpu_percent(None):.0f}% CPU over the last second" for k in kernels]
+        runner_cpu = worker.cpu_percent(None)
+        kernel_cpu = {k.pid: (k.status(), k.cpu_percent(None)) for k in kernels}
     except (psutil.Error, OSError) as exc:
-        return f"(no diagnosis: {exc})"
-    return "; ".join(states) or "no kernel process was running"
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # absent, or cut short by a kill mid-write
-        return None
-
-
-def notebook_metrics(nb: dict[str, Any]) -> dict[str, Any]:
-    """Everything the notebook published with ``academy.learn.report`` (later values win)."""
-    metrics: dict[str, Any] = {}
-    for cell in nb.get("cells", []):
-        for output in cell.get("outputs", []) or []:
-            data = output.get("data", {}) if isinstance(output, dict) else {}
-            if isinstance(data.get(METRICS_MIME), dict):
-                metrics.update(data[METRICS_MIME])
-    return metrics
-
-
-def _last_started_cell(nb: dict[str, Any]) -> int | None:
-    """The cell papermill started last: the one running when the kernel hung or died.
-
-    papermill saves the notebook as each cell starts, so this holds even after a kill.
-    """
-    started = [i for i, c in enumerate(nb.get("cells", [])) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
-    return started[-1] if started else None
-
-
-def _log_tail(job: _Job, lines: int = 40) -> str:
-    if not job.log.exists():
-        return ""
-    text = strip_ansi(job.log.read_text(errors="replace"))
-    kept = [line for line in text.splitlines() if not any(noise in line for noise in _LOG_NOISE)]
-    return "\n".join(kept[-lines:])
-
-
-def _collect(job: _Job, options: RunOptions, seconds: float, hang: str | None, problems: list[str]) -> NotebookResult:
-    result = NotebookResult(job.notebook.stem, job.notebook, Status.PASS, seconds=round(seconds, 2), problems=problems)
-    executed = _read_json(job.output) or {}
-    # papermill's error-marker cells are inserted after it computed the failing cell's index.
-    executed["cells"] = [c for c in executed.get("cells", []) if ERROR_MARKER_TAG not in lint.tags(c)]
-    result.metrics = notebook_metrics(executed)
-    timed_out = hang is not None
-    outcome = None if timed_out else _read_json(job.result)
-    cell_index: int | None = None
-    if timed_out:
-        result.status = Status.TIMEOUT
-        result.error = CellError(
-            "Timeout", f"still running after {options.timeout:g} s ({hang}); its kernel was killed", _log_tail(job, 60)
-        )
-        cell_index = _last_started_cell(executed)
-    elif outcome is None:
-        result.status = Status.ERROR
-        result.error = CellError("WorkerCrashed", "the notebook worker died without a result", _log_tail(job))
-        cell_index = _last_started_cell(executed)
-    elif not outcome["ok"]:
-        err = outcome["error"]
-        cell_index = err.get("cell_index")
-        if cell_index is None:
-            # Not an exception inside a cell (the kernel died, or never started): the worker's
-            # log, which holds the kernel's stderr, says more than the worker's own traceback.
-            cell_index = _last_started_cell(executed)
-            result.error = CellError(err["ename"], strip_ansi(err["evalue"] or ""), _log_tail(job))
-        else:
-            result.error = CellError(err["ename"], strip_ansi(err["evalue"] or ""), strip_ansi("\n".join(err["traceback"] or [])))
-            result.failing_cell_source = err.get("source") or None
-        result.status = Status.FAIL if cell_index is not None else Status.ERROR
-    elif problems:
-        result.status = Status.DIRTY
-    cells = executed.get("cells", [])
-    if cell_index is not None and 0 <= cell_index < len(cells):
-        cell = cells[cell_index]
-        result.failing_cell_source = result.failing_cell_source or lint.source(cell)
-        result.failing_cell_id = cell.get("id")
-        result.failing_cell_tags = lint.tags(cell)
-    return result
+        return f"no diagnosis: {exc}"
+    states = [f"kernel {pid} {state} at {cpu:.0f}% CPU" for pid, (state, cpu) in kernel_cpu.items()]
+    states.append(f"runner at {runner_cpu:.0f}% CPU over the last second")
+    busy_kernel = any(cpu >= 50 for _, cpu in kernel_cpu.values())
+    if busy_kernel:
+        verdict = "the kernel was computing: too slow for the limit"
+    elif runner_cpu >= 50:
+        verdict = "the runner itself was busy, not the kernel"
+    elif kernels:
+        verdict = "kernel and runner idle: the cell was waiting (a sleep, input, or a lost message)"
+    else:
+        verdict = "no kernel process was running"
+    return f"{verdict}; " + ", ".join(states)

@@ -1,4 +1,4 @@
-"""Worker subprocess: execute ONE notebook with papermill and write what happened as JSON.
+"""Worker subprocess: execute ONE notebook with papermill (``engine``) and write what happened as JSON.
 
 Run as ``python -m academy.curriculum.worker SPEC.json`` by ``runner``; it lives in its
 own process so the runner can kill it and its kernel when the notebook hangs. The spec
@@ -30,20 +30,21 @@ def _failure(ename: str, evalue: str, tb: list[str], cell_index: int | None = No
 def execute(spec: dict) -> dict:
     """Run the notebook the spec names; never raise, describe the failure instead."""
     try:
-        import papermill
+        from jupyter_client.kernelspec import NoSuchKernel
         from papermill.exceptions import PapermillExecutionError
 
+        from academy.curriculum import engine
         from academy.promptkernel import PromptKernelManager
     except ImportError as exc:
         return _failure(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
     poll_in_slices()
     try:
-        papermill.execute_notebook(
+        engine.execute(
             spec["input"],
             spec["output"],
             parameters=spec.get("parameters") or None,
             cwd=spec["cwd"],
-            progress_bar=False,
+            kernel_name=spec.get("kernel"),
             start_timeout=spec.get("start_timeout", 60),
             # No idle waits around the kernel's start and stop; the runner cleans up the process tree.
             kernel_manager_class=PromptKernelManager,
@@ -51,7 +52,9 @@ def execute(spec: dict) -> dict:
         )
     except PapermillExecutionError as exc:
         return _failure(exc.ename, exc.evalue, list(exc.traceback or []), exc.cell_index, exc.source)
-    except Exception as exc:  # a dead kernel or a missing kernelspec must reach the report too
+    except NoSuchKernel as exc:
+        return _failure("NoSuchKernel", f"kernel {exc.name!r} is not installed here; run with --kernel NAME to use another", [])
+    except Exception as exc:  # a dead kernel must reach the report too
         return _failure(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
     return {"ok": True, "error": None}
 
