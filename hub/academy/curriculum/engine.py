@@ -96,7 +96,7 @@ def _snapshot_on_sigterm(output_path: str) -> None:
         nb = _running.get("nb")
         try:
             if nb is not None:
-                tmp = Path(output_path).with_suffix(".partial")
+                tmp = Path(output_path).with_suffix(".partial.ipynb")
                 write_ipynb(nb, str(tmp))
                 os.replace(tmp, output_path)
         finally:
