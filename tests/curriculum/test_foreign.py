@@ -213,3 +213,31 @@ def test_interrupt_still_writes_junit_of_what_finished(tmp_path):
     kernel.wait(timeout=10)
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert list(cases) == ["Intro to Python.ipynb"] and _status(cases["Intro to Python.ipynb"]) == "PASS"
+
+
+def test_same_layout_twice_and_kept_names_stay_inside(tmp_path):
+    """Do two folders with the same layout get distinct names, and can no name put a kept notebook outside --keep?"""
+    from academy.curriculum.results import Target
+    from academy.curriculum.runner import _kept_path
+
+    for course in ("a", "b"):
+        foreign_tree(tmp_path / course)
+    names = [t.name for t in discover.find_notebooks([tmp_path / "a", tmp_path / "b"])]
+    assert len(names) == len(set(names))
+    keep = tmp_path / "kept"
+    for name in ("../../etc/evil.ipynb", "/abs/x.ipynb", "week1/ok.ipynb", "00_welcome"):
+        assert keep in _kept_path(keep, Target(tmp_path / "x.ipynb", name, False)).parents
+
+
+def test_clean_keeps_a_trainers_notebook_format(tree, tmp_path, capsys):
+    """Does `curriculum clean PATH` strip a trainer's nbformat 4.4 notebook without adding ids or bumping its format?"""
+    root, _, _ = tree
+    copy = tmp_path / "old.ipynb"
+    nb = json.loads((root / "Intro to Python.ipynb").read_text())
+    nb["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x\n"}]
+    nb["cells"][1]["execution_count"] = 4
+    copy.write_text(json.dumps(nb))
+    assert main(["curriculum", "clean", str(copy)]) == 0
+    cleaned = json.loads(copy.read_text())
+    assert cleaned["nbformat_minor"] == 4 and not any("id" in c for c in cleaned["cells"])
+    assert cleaned["cells"][1]["outputs"] == [] and cleaned["cells"][1]["execution_count"] is None

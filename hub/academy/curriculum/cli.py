@@ -251,7 +251,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         return 2
     for target in notebooks:
         try:
-            changed = lint.strip_file(target.path)
+            changed = lint.strip_file(target.path, ids=target.house)
         except ValueError as exc:
             console.print(f"[red]error:[/] {exc}")
             return 1

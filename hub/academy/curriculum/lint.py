@@ -222,31 +222,34 @@ def lint(path: Path) -> list[str]:
     return clean_problems(nb) + skeleton_problems(nb, Path(path).name)
 
 
-def strip(nb: dict[str, Any]) -> bool:
-    """Make ``nb`` clean in place (outputs, counts, run metadata, missing ids); True when it changed."""
+def strip(nb: dict[str, Any], ids: bool = True) -> bool:
+    """Make ``nb`` clean in place (outputs, counts, run metadata, and with ``ids`` missing ids); True when it changed.
+
+    ``ids=False`` for a trainer's notebook: its format (an nbformat 4.4 file has no ids) stays as it is.
+    """
     before = json.dumps(nb, sort_keys=True)
     nb.get("metadata", {}).pop("papermill", None)
     nb.get("metadata", {}).pop("widgets", None)
     nb["cells"] = [c for c in nb.get("cells", []) if not set(tags(c)) & set(RUN_TAGS)]
     seen: set[str] = set()
     for cell in nb["cells"]:
-        if not cell.get("id") or cell["id"] in seen:
+        if ids and (not cell.get("id") or cell["id"] in seen):
             cell["id"] = uuid.uuid4().hex[:8]
-        seen.add(cell["id"])
+        seen.add(cell.get("id", ""))
         for key in RUN_METADATA_KEYS:
             cell.get("metadata", {}).pop(key, None)
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
-    if nb.get("nbformat") == 4 and nb.get("nbformat_minor", 0) < 5:
+    if ids and nb.get("nbformat") == 4 and nb.get("nbformat_minor", 0) < 5:
         nb["nbformat_minor"] = 5  # cell ids need nbformat 4.5
     return json.dumps(nb, sort_keys=True) != before
 
 
-def strip_file(path: Path) -> bool:
+def strip_file(path: Path, ids: bool = True) -> bool:
     """Strip a notebook file in place, written the way nbformat writes it; True when it changed."""
     nb = load(path)
-    if not strip(nb):
+    if not strip(nb, ids):
         return False
     text = json.dumps(nb, indent=1, sort_keys=True, separators=(",", ": "), ensure_ascii=False) + "\n"
     Path(path).write_text(text, encoding="utf-8")

@@ -157,7 +157,10 @@ def run_notebooks(
 
 
 def _kept_path(keep_dir: Path, target: Target) -> Path:
-    return keep_dir / (target.name if target.name.endswith(".ipynb") else f"{target.name}.ipynb")
+    # A name is relative to the folder given, or the path as given: never let it climb out of keep_dir.
+    parts = [p for p in Path(target.name).parts if p not in ("..", ".") and p != Path(target.name).anchor]
+    name = "/".join(parts) or target.path.name
+    return keep_dir / (name if name.endswith(".ipynb") else f"{name}.ipynb")
 
 
 def _problems(target: Target, nb: dict, options: RunOptions) -> list[str]:
