@@ -241,3 +241,26 @@ def test_clean_keeps_a_trainers_notebook_format(tree, tmp_path, capsys):
     cleaned = json.loads(copy.read_text())
     assert cleaned["nbformat_minor"] == 4 and not any("id" in c for c in cleaned["cells"])
     assert cleaned["cells"][1]["outputs"] == [] and cleaned["cells"][1]["execution_count"] is None
+
+
+def test_hang_diagnosis_tells_runner_from_kernel(tmp_path):
+    """Is a busy runner with an idle kernel diagnosed as the runner's time, not as a cell waiting, and a busy kernel as computing?
+
+    Real processes stand in for the worker and its kernel (a kernel is found by 'ipykernel' on its command line).
+    """
+    from academy.curriculum.runner import diagnose_hang
+
+    spin = [sys.executable, "-c", "import sys\nwhile True: pass", "ipykernel"]
+    sleep = [sys.executable, "-c", "import time; time.sleep(120)", "ipykernel"]
+    procs = []
+    try:
+        for runner_cmd, kernel_cmd, verdict in ((spin[:3], sleep, "the runner itself was busy"), (sleep[:3], spin, "the kernel was computing")):
+            runner, kernel = subprocess.Popen(runner_cmd), subprocess.Popen(kernel_cmd)
+            procs += [runner, kernel]
+            time.sleep(0.5)  # past interpreter start-up, as a real hung notebook long is
+            text = diagnose_hang(runner.pid, [psutil.Process(kernel.pid)])
+            assert text.startswith(verdict) and "waiting" not in text, text
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()

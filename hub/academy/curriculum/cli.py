@@ -213,7 +213,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
         wall = time.monotonic() - started
-    report.print_report(console, results, wall, mode)
+    report.print_report(console, results, wall, mode, "Curriculum" if all(t.house for t in notebooks) else "Notebooks")
     report.write_junit(args.junit, results, wall)
     console.print(f"JUnit report: {args.junit}")
     return 0 if all(r.status is Status.PASS for r in results) else 1

@@ -63,11 +63,11 @@ def failure_panel(result: NotebookResult) -> Panel:
     return Panel(Group(*parts), title=f"{result.name}: {result.status.value}", border_style=STYLES[result.status])
 
 
-def print_report(console: Console, results: list[NotebookResult], wall: float, mode: str) -> None:
+def print_report(console: Console, results: list[NotebookResult], wall: float, mode: str, title: str = "Curriculum") -> None:
     for r in results:
         if not r.ok:
             console.print(failure_panel(r))
-    console.print(results_table(results, title=f"Curriculum ({mode})"))
+    console.print(results_table(results, title=f"{title} ({mode})"))
     failed = [r.name for r in results if not r.ok]
     verdict = f"[red]{len(failed)} of {len(results)} not passing: {', '.join(failed)}[/]" if failed else f"[green]all {len(results)} passed[/]"
     console.print(f"{verdict} in {wall:.1f} s wall")

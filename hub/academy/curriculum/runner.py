@@ -33,6 +33,7 @@ from academy.learn import PROGRESS_ENV
 
 WORKDIR_ENV = "ACADEMY_WORKDIR"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+BUSY_CPU = 10.0  # percent of a core over a second: more than a process waiting on a sleep or a socket uses
 # What never belongs in a working copy. The Academy's lessons read only data beside them;
 # a trainer's notebook may %run a notebook beside it, so theirs keep other notebooks.
 _SKIP = (".ipynb_checkpoints", "__pycache__", ".git", ".hg", ".svn")
@@ -299,10 +300,12 @@ def diagnose_hang(worker_pid: int, below: list[psutil.Process]) -> str:
         return f"no diagnosis: {exc}"
     states = [f"kernel {pid} {state} at {cpu:.0f}% CPU" for pid, (state, cpu) in kernel_cpu.items()]
     states.append(f"runner at {runner_cpu:.0f}% CPU over the last second")
-    busy_kernel = any(cpu >= 50 for _, cpu in kernel_cpu.values())
-    if busy_kernel:
+    # Relative, not absolute: on a loaded machine a computing process may get a fifth of a core,
+    # while a waiting one gets none.
+    top_kernel = max((cpu for _, cpu in kernel_cpu.values()), default=0.0)
+    if top_kernel >= BUSY_CPU and top_kernel >= runner_cpu:
         verdict = "the kernel was computing: too slow for the limit"
-    elif runner_cpu >= 50:
+    elif runner_cpu >= BUSY_CPU:
         verdict = "the runner itself was busy, not the kernel"
     elif kernels:
         verdict = "kernel and runner idle: the cell was waiting (a sleep, input, or a lost message)"
