@@ -101,6 +101,6 @@ def foreign_tree(root: Path, *, hang_pid_file: Path | None = None) -> dict[str, 
     expected["broken/Raises Here.ipynb"] = "FAIL"
 
     # Never run: checkpoints, hidden folders, and (with --exclude 'drafts') drafts.
-    for skipped in (".ipynb_checkpoints/Intro to Python-checkpoint.ipynb", ".hidden/secret.ipynb", "drafts/wip.ipynb"):
+    for skipped in (".ipynb_checkpoints/Intro to Python-checkpoint.ipynb", ".hidden/secret.ipynb", "week1/.scratch.ipynb", "drafts/wip.ipynb"):
         _write(root / skipped, _nb([code("raise SystemExit('this notebook must not run')")]))
     return expected

@@ -83,7 +83,7 @@ def find_notebooks(paths: list[Path], exclude: list[str] = (), curriculum_dir: P
     """Every ``.ipynb`` under ``paths`` (files, or folders walked recursively), named relative to the path given.
 
     Hidden folders (``.git``, ``.ipynb_checkpoints``, ``.venv``...) and ``__pycache__`` are
-    skipped. A notebook of the Academy's curriculum (an ``NN_slug.ipynb`` directly in
+    skipped, and so are hidden notebook files. A notebook of the Academy's curriculum (an ``NN_slug.ipynb`` directly in
     ``curriculum_dir``) is named by its stem and keeps the house rules. A path that does not
     exist is a ``FileNotFoundError``; a file that is not ``.ipynb`` a ``ValueError``.
     """
@@ -98,7 +98,7 @@ def find_notebooks(paths: list[Path], exclude: list[str] = (), curriculum_dir: P
             for folder, dirs, files in os.walk(given):
                 dirs[:] = sorted(d for d in dirs if not _skipped_dir(d))
                 for name in sorted(files):
-                    if name.endswith(".ipynb"):
+                    if name.endswith(".ipynb") and not name.startswith("."):
                         path = Path(folder) / name
                         found.append((path, path.relative_to(given).as_posix()))
         else:
