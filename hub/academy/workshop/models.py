@@ -51,8 +51,8 @@ class Workshop(Base):
     torn_down_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     purged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
-    content: Mapped[list["Content"]] = relationship(back_populates="workshop", cascade="all, delete-orphan", order_by="Content.release_at")
-    participants: Mapped[list["Participant"]] = relationship(back_populates="workshop", cascade="all, delete-orphan", order_by="Participant.username")
+    content: Mapped[list["Content"]] = relationship(back_populates="workshop", cascade="all, delete-orphan", order_by="Content.release_at", lazy="selectin")
+    participants: Mapped[list["Participant"]] = relationship(back_populates="workshop", cascade="all, delete-orphan", order_by="Participant.username", lazy="selectin")
 
     def is_running(self, now: datetime | None = None) -> bool:
         now = now or utcnow()
