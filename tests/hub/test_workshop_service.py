@@ -177,6 +177,7 @@ def test_restart_loses_nothing(hub):
     hub.start()
     hub.admin_password = password
     admin = admin_session(hub)
+    assert slug in admin.get(service_url(hub), timeout=60).text  # the page logs in to the service through the hub
     r = admin.get(service_url(hub, f"api/workshops/{slug}"), timeout=60)
     assert r.status_code == 200 and r.json()["participants"] == [f"{slug}-01"]
     assert "workshop.create" in admin.get(service_url(hub, "audit.csv"), timeout=60).text

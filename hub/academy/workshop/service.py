@@ -235,6 +235,13 @@ def ensure_profile_groups(ctx: actions.Context) -> None:
             ctx.hub.ensure_group(group)
 
 
+def cookie_secret(cfg: dict) -> bytes:
+    """Kept in the state dir, so trainers stay logged in to the service across a restart."""
+    from academy.up import _secret_file
+
+    return _secret_file(Path(cfg["hub"]["state_dir"]) / "academy-service-cookie-secret").encode()
+
+
 def main() -> None:
     cfg = load_config()
     ctx = actions.make_context(cfg, api_url=os.environ["JUPYTERHUB_API_URL"], token=os.environ["JUPYTERHUB_API_TOKEN"])
@@ -244,7 +251,7 @@ def main() -> None:
     from urllib.parse import urlparse
 
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    app = make_app(ctx, prefix, hub_prefix, os.urandom(32))
+    app = make_app(ctx, prefix, hub_prefix, cookie_secret(cfg))
     app.listen(url.port, url.hostname)
     actions.audit(ctx, "academy", "service.start", detail=json.dumps({"prefix": prefix}))
     ioloop.IOLoop.current().start()
