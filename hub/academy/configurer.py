@@ -188,7 +188,7 @@ def update_workshops(c: Config, cfg: dict) -> None:
         "name": "academy",
         "display": True,
         "info": {"description": "Workshops: participants, reservations, content, grading, teardown"},
-        "url": f"http://127.0.0.1:{ws['_port']}",
+        "url": f"http://127.0.0.1:{ws.get('_port', ws['port'])}",
         "command": [sys.executable, "-m", "academy.workshop.service"],
         "oauth_no_confirm": True,
         "environment": {"ACADEMY_CONFIG": cfg["_source"]} if not cfg["_source"].startswith("<") else {},
