@@ -197,6 +197,7 @@ def update_workshops(c: Config, cfg: dict) -> None:
         # The same token `academy workshop` reads from the state dir, so the CLI drives the same code.
         service["api_token"] = ws["_api_token"]
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
+    c[spawner_section(cfg)].workshops_db_url = ws["db_url"] or "sqlite:///" + state_path(cfg, "workshops.sqlite")
     c.JupyterHub.load_roles = [
         *c.JupyterHub.get("load_roles", []),
         {
