@@ -197,3 +197,25 @@ def test_accounts_add_makes_hub_users_in_a_group_before_first_login(hub):
     reset = subprocess.run([*ACADEMY, "--config", str(hub.config_path), "accounts", "reset", "--json", names[0]],
                            capture_output=True, text=True, cwd=REPO)
     assert reset.returncode == 0 and json.loads(reset.stdout)[0]["password"]
+
+
+def test_running_workshop_binds_its_participants_spawn_form(hub):
+    """During a workshop, does a participant's form offer only the workshop profile with its message, and is another profile refused?"""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    slug = _slug("bnd")
+    track(f"{slug}-01")
+    now = datetime.now(ZoneInfo("Europe/Amsterdam"))
+    admin = admin_session(hub)
+    r = post_form(admin, hub, "new", workshop_form(slug, count="1", profiles="workshop", reservation="academy-workshop",
+                                                   start=(now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+                                                   end=(now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")))
+    creds = sheet_credentials(r.text)
+    participant = hub.login(f"{slug}-01", creds[f"{slug}-01"])
+    form = participant.get(f"{hub.url}/hub/spawn", timeout=60).text
+    assert 'id="profile-workshop"' in form and 'id="profile-cpu"' not in form
+    assert "your server runs in reservation academy-workshop" in form
+    token = hub.token_for(participant, f"{slug}-01")
+    refused = hub.api("POST", f"/users/{slug}-01/server", token, json={"profile": "cpu", "hours": 1})
+    assert refused.status_code == 400, refused.text
