@@ -219,3 +219,22 @@ def test_running_workshop_binds_its_participants_spawn_form(hub):
     token = hub.token_for(participant, f"{slug}-01")
     refused = hub.api("POST", f"/users/{slug}-01/server", token, json={"profile": "cpu", "hours": 1})
     assert refused.status_code == 400, refused.text
+
+
+def test_release_a_lesson_into_participants_homes_and_refuse_an_unknown_assignment(hub):
+    """Does "Release now" put the lesson notebook in each participant's home as theirs, and does a bad assignment get a clear message?"""
+    slug = _slug("rel")
+    track(f"{slug}-01")
+    admin = admin_session(hub)
+    r = post_form(admin, hub, "new", workshop_form(slug, count="1", lessons="00_welcome", assignments="no_such_assignment"))
+    assert r.status_code == 200
+    token = xsrf(admin, hub, f"w/{slug}")
+    r = admin.post(service_url(hub, f"w/{slug}/release"), data={"_xsrf": token, "kind": "lesson", "name": "00_welcome"}, timeout=120)
+    assert r.status_code == 200 and "copied into 1 homes" in r.text, r.text[-1500:]
+    if os.geteuid() == 0:
+        copy = Path(unix_account(f"{slug}-01").pw_dir) / "ai-factory-academy" / "00_welcome.ipynb"
+        assert copy.is_file() and copy.stat().st_uid == unix_account(f"{slug}-01").pw_uid
+    r = admin.post(service_url(hub, f"w/{slug}/release"), data={"_xsrf": token, "kind": "assignment", "name": "no_such_assignment"}, timeout=120)
+    assert r.status_code == 400 and 'data-field="assignments"' in r.text
+    audit = admin.get(service_url(hub, "audit.csv"), timeout=60).text
+    assert "lesson.release" in audit and "assignment.release" not in audit

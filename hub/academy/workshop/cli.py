@@ -1,4 +1,4 @@
-"""``academy workshop create|list|show|participants``: the service's own actions, for scripts.
+"""``academy workshop create|list|show|participants|release``: the service's own actions, for scripts.
 
 The CLI uses the service's hub API token from the state directory, so it needs the hub
 running (``academy up``) and read access to the state directory; it acts as ``--as`` (default:
@@ -106,6 +106,19 @@ def cmd_participants(args) -> int:
     return 0
 
 
+def cmd_release(args) -> int:
+    from academy.workshop.release import due, release_content
+
+    ctx = _ctx(args)
+    todo = [(args.slug, "lesson", n) for n in args.lesson] + [(args.slug, "assignment", n) for n in args.assignment]
+    if args.due:
+        todo += [item for item in due(ctx) if item[0] == args.slug]
+    for slug, kind, name in todo:
+        _workshop(ctx, slug)
+        print(f"{kind} {name}: {release_content(ctx, _actor(args, ctx), slug, kind, name)}")
+    return 0
+
+
 def _run(func):
     def run(args) -> int:
         try:
@@ -154,3 +167,9 @@ def register(subparsers) -> None:
     pa.add_argument("--remove", action="append", default=[], metavar="USERNAME")
     pa.add_argument("--json", action="store_true")
     pa.set_defaults(func=_run(cmd_participants))
+    rl = sub.add_parser("release", help="release lessons or assignments of a workshop now")
+    rl.add_argument("slug")
+    rl.add_argument("--lesson", action="append", default=[])
+    rl.add_argument("--assignment", action="append", default=[])
+    rl.add_argument("--due", action="store_true", help="everything whose release time has come")
+    rl.set_defaults(func=_run(cmd_release))

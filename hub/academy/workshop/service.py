@@ -170,6 +170,31 @@ class RemoveHandler(BaseHandler):
         self.redirect(url_path_join(self.settings["prefix"], "w", slug))
 
 
+class ReleaseHandler(BaseHandler):
+    def post(self, slug):
+        from academy.workshop.release import release_content
+
+        self.workshop_or_403(slug)
+        kind, name = self.get_body_argument("kind"), self.get_body_argument("name")
+        try:
+            notice = release_content(self.ctx, self.hub_user.name, slug, kind, name)
+        except InvalidRequest as exc:
+            self.set_status(400)
+            return self.render_page("workshop.html", workshop=actions.get_workshop(self.ctx, slug), problems=exc.problems)
+        self.render_page("workshop.html", workshop=actions.get_workshop(self.ctx, slug), problems=[], notice=f"{name}: {notice}")
+
+
+def release_due(ctx: actions.Context) -> None:
+    """Release what has reached its time; a failure is logged in the audit log and retried next round."""
+    from academy.workshop.release import due, release_content
+
+    for slug, kind, name in due(ctx):
+        try:
+            release_content(ctx, "academy (scheduled)", slug, kind, name)
+        except InvalidRequest as exc:
+            actions.audit(ctx, "academy (scheduled)", f"{kind}.release-failed", slug, detail=f"{name}: {exc}")
+
+
 class AuditHandler(BaseHandler):
     def prepare(self):
         super().prepare()
@@ -215,6 +240,7 @@ def make_app(ctx: actions.Context, prefix: str, hub_prefix: str, cookie_secret: 
     routes = [
         ("", IndexHandler), ("new", NewHandler), (f"w/{slug}", WorkshopHandler),
         (f"w/{slug}/participants", ParticipantsHandler), (f"w/{slug}/remove", RemoveHandler),
+        (f"w/{slug}/release", ReleaseHandler),
         ("audit", AuditHandler), (r"audit(\.csv)", AuditHandler),
         ("api/workshops", ApiListHandler), (f"api/workshops/{slug}", ApiWorkshopHandler),
         ("oauth_callback", HubOAuthCallbackHandler),
@@ -254,6 +280,7 @@ def main() -> None:
     app = make_app(ctx, prefix, hub_prefix, cookie_secret(cfg))
     app.listen(url.port, url.hostname)
     actions.audit(ctx, "academy", "service.start", detail=json.dumps({"prefix": prefix}))
+    ioloop.PeriodicCallback(lambda: release_due(ctx), 60_000).start()
     ioloop.IOLoop.current().start()
 
 
