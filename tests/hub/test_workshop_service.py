@@ -238,3 +238,22 @@ def test_release_a_lesson_into_participants_homes_and_refuse_an_unknown_assignme
     assert r.status_code == 400 and 'data-field="assignments"' in r.text
     audit = admin.get(service_url(hub, "audit.csv"), timeout=60).text
     assert "lesson.release" in audit and "assignment.release" not in audit
+
+
+def test_add_an_sso_group_and_remove_a_participant(hub):
+    """Can a trainer add every member of a hub group, then remove one, with the workshop group following?"""
+    trainer = make_trainer(hub, "trg")
+    slug = _slug("grp")
+    token = admin_token(hub)
+    members = [make_learner(hub, "sso").name for _ in range(2)]
+    assert hub.api("POST", f"/groups/sso{_RUN}", token, json={"users": members}).status_code == 201
+    assert post_form(trainer.session, hub, "new", workshop_form(slug, count="0")).status_code in (200, 302)
+    r = post_form(trainer.session, hub, f"w/{slug}/participants", {"count": "0", "usernames": "", "sso_group": f"sso{_RUN}"})
+    assert r.status_code == 200
+    assert sorted(hub.api("GET", f"/groups/{slug}", token).json()["users"]) == sorted(members)
+    again = post_form(trainer.session, hub, f"w/{slug}/participants", {"count": "0", "usernames": members[0]})
+    assert again.status_code == 400 and "already participants" in again.text
+    r = post_form(trainer.session, hub, f"w/{slug}/remove", {"username": members[0]})
+    assert r.status_code == 200
+    assert hub.api("GET", f"/groups/{slug}", token).json()["users"] == [members[1]]
+    assert members[0] in _hub_users(hub, token), "removing a participant keeps their hub user"
