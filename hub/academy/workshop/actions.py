@@ -105,6 +105,9 @@ def create_workshop(ctx: Context, actor: str, req: WorkshopRequest) -> tuple[Wor
     problems += _participant_problems(ctx, req.count, req.usernames)
     if problems:
         raise InvalidRequest(problems)
+    # Groups first: they are idempotent, so a hub failure here leaves no half-made workshop behind.
+    ctx.hub.ensure_group(req.participant_group)
+    ctx.hub.add_to_group(req.trainer_group, [actor])
     with ctx.sessions() as db:
         w = Workshop(
             slug=req.slug, title=req.title.strip(), start=to_utc(req.start), end=to_utc(req.end),
@@ -116,8 +119,6 @@ def create_workshop(ctx: Context, actor: str, req: WorkshopRequest) -> tuple[Wor
                 w.content.append(Content(kind=kind, name=name, release_at=to_utc(at) if at else None))
         db.add(w)
         db.commit()
-    ctx.hub.ensure_group(req.participant_group)
-    ctx.hub.add_to_group(req.trainer_group, [actor])
     audit(ctx, actor, "workshop.create", req.slug, detail=f"{req.title} {req.start:%Y-%m-%d %H:%M}–{req.end:%Y-%m-%d %H:%M} profiles={','.join(req.profiles)} reservation={req.reservation or '-'}")
     creds = add_participants(ctx, actor, req.slug, req.count, req.usernames)
     return get_workshop(ctx, req.slug), creds

@@ -195,6 +195,11 @@ def release_due(ctx: actions.Context) -> None:
             actions.audit(ctx, "academy (scheduled)", f"{kind}.release-failed", slug, detail=f"{name}: {exc}")
 
 
+def _cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (titles and details are typed by trainers)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
 class AuditHandler(BaseHandler):
     def prepare(self):
         super().prepare()
@@ -211,7 +216,7 @@ class AuditHandler(BaseHandler):
         writer = csv.writer(buf)
         writer.writerow(["at_utc", "actor", "action", "workshop", "participant", "detail"])
         for e in reversed(events):
-            writer.writerow([e.at.isoformat(), e.actor, e.action, e.workshop, e.participant, e.detail])
+            writer.writerow([_cell(v) for v in (e.at.isoformat(), e.actor, e.action, e.workshop, e.participant, e.detail)])
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", 'attachment; filename="academy-audit.csv"')
         self.finish(buf.getvalue())
