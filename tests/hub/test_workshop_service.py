@@ -187,12 +187,12 @@ def test_accounts_add_makes_hub_users_in_a_group_before_first_login(hub):
     """Does `academy accounts add --group` make users the admin page lists and the group holds, before anyone logs in?"""
     names = [f"acc{_RUN}a", f"acc{_RUN}b"]
     track(*names)
-    proc = subprocess.run([*ACADEMY, "--config", str(hub.config_path), "accounts", "add", "--json", "--group", f"grp{_RUN}", *names],
+    proc = subprocess.run([*ACADEMY, "--config", str(hub.config_path), "accounts", "add", "--json", "--group", f"agrp{_RUN}", *names],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     token = admin_token(hub)
     assert set(names) <= _hub_users(hub, token)
-    assert sorted(hub.api("GET", f"/groups/grp{_RUN}", token).json()["users"]) == names
+    assert sorted(hub.api("GET", f"/groups/agrp{_RUN}", token).json()["users"]) == names
     # and `accounts reset` finds them (the admin page's own "Add Users" path used to leave them password-less)
     reset = subprocess.run([*ACADEMY, "--config", str(hub.config_path), "accounts", "reset", "--json", names[0]],
                            capture_output=True, text=True, cwd=REPO)
