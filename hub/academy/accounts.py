@@ -97,6 +97,48 @@ def _db_url_from_args(args: argparse.Namespace) -> str:
     return "sqlite:///" + state_path(cfg, "jupyterhub.sqlite")
 
 
+def make_hub_users(cfg: dict, names: list[str], group: str | None = None) -> str:
+    """Make ``names`` hub users at once (admin page, groups) and optionally members of ``group``; says how.
+
+    Through the running hub's REST API with the workshop service's token when it answers, else
+    straight into the hub database, where the hub gives them their default role at its next start.
+    """
+    from academy.workshop.actions import token_file
+    from academy.workshop.hubclient import HubClient, HubError
+
+    hub = cfg["hub"]
+    if token_file(cfg).exists():
+        client = HubClient(f"http://127.0.0.1:{hub['port']}{hub['base_url']}hub/api", token_file(cfg).read_text().strip(), timeout=10)
+        try:
+            client.create_users(names)
+            if group:
+                client.add_to_group(group, names)
+            return "hub API"
+        except HubError:
+            pass
+    from jupyterhub import orm, roles
+
+    db = _session("sqlite:///" + str(Path(hub["state_dir"]) / "jupyterhub.sqlite"))
+    try:
+        users = []
+        for name in names:
+            user = orm.User.find(db, name)
+            if user is None:
+                user = orm.User(name=name)
+                db.add(user)
+                if orm.Role.find(db, "user") is not None:
+                    roles.assign_default_roles(db, entity=user)
+            users.append(user)
+        if group:
+            g = orm.Group.find(db, group) or orm.Group(name=group)
+            db.add(g)
+            g.users.extend(u for u in users if u not in g.users)
+        db.commit()
+    finally:
+        db.close()
+    return "hub database"
+
+
 def _cmd_add(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -116,6 +158,12 @@ def _cmd_add(args: argparse.Namespace) -> int:
             continue
         cred = set_password(db_url, name, create=args.command_name == "add")
         rows.append({"username": name, "password": cred.password if cred else None, "note": "" if cred else "no such account"})
+    made = [r["username"] for r in rows if r["password"]] if args.command_name == "add" else []
+    if made or args.group:
+        from academy.siteconfig import load_config
+
+        # Visible in the admin page (and groupable) now, not only after each person's first login.
+        make_hub_users(load_config(args.config), made or [r["username"] for r in rows], args.group)
     if args.json:
         print(json.dumps(rows))
     else:
@@ -133,4 +181,5 @@ def register(subparsers) -> None:
         sp = sub.add_parser(name, help=text)
         sp.add_argument("names", nargs="+", metavar="USERNAME")
         sp.add_argument("--json", action="store_true", help="print the credentials as JSON (for scripts)")
+        sp.add_argument("--group", help="also put the accounts in this hub group (created if missing)")
         sp.set_defaults(func=_cmd_add, command_name=name)

@@ -179,6 +179,48 @@ def update_culler(c: Config, cfg: dict) -> None:
     ]
 
 
+def update_workshops(c: Config, cfg: dict) -> None:
+    """The trainer service at /services/academy/, its own role, and who may open it (see the README)."""
+    ws = cfg["workshops"]
+    if not ws["enabled"]:
+        return
+    service = {
+        "name": "academy",
+        "display": True,
+        "info": {"description": "Workshops: participants, reservations, content, grading, teardown"},
+        "url": f"http://127.0.0.1:{ws.get('_port', ws['port'])}",
+        "command": [sys.executable, "-m", "academy.workshop.service"],
+        "oauth_no_confirm": True,
+        "environment": {"ACADEMY_CONFIG": cfg["_source"]} if not cfg["_source"].startswith("<") else {},
+    }
+    if ws.get("_api_token"):
+        # The same token `academy workshop` reads from the state dir, so the CLI drives the same code.
+        service["api_token"] = ws["_api_token"]
+    c.JupyterHub.services = [*c.JupyterHub.get("services", []), service]
+    c[spawner_section(cfg)].workshops_db_url = ws["db_url"] or "sqlite:///" + state_path(cfg, "workshops.sqlite")
+    c.JupyterHub.load_roles = [
+        *c.JupyterHub.get("load_roles", []),
+        {
+            "name": "academy-service",
+            "description": "The workshop service: makes participants' users and groups, reads callers' groups",
+            "scopes": ["admin:users", "admin:groups", "list:users", "read:users", "list:groups", "read:groups",
+                       "read:servers", "servers"],
+            "services": ["academy"],
+        },
+        {
+            "name": "academy-trainer",
+            "description": "May open the workshop service; which workshops the service decides from the trainer groups",
+            "scopes": ["access:services!service=academy"],
+            "groups": list(ws["trainer_groups"]),
+        },
+    ]
+    # A role naming a group that does not exist stops the hub, so the trainer groups are made (empty).
+    groups = dict(c.JupyterHub.get("load_groups", {}))
+    for group in ws["trainer_groups"]:
+        groups.setdefault(group, {"users": []})
+    c.JupyterHub.load_groups = groups
+
+
 UPDATERS = [
     update_hub,
     update_proxy,
@@ -188,6 +230,7 @@ UPDATERS = [
     update_local,
     update_slurm,
     update_culler,
+    update_workshops,
 ]
 
 

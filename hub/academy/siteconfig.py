@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
         "availability_cache_seconds": 10,
     },
     "culler": {"enabled": True, "timeout": 3600, "every": 300},
+    "workshops": {"enabled": True, "trainer_groups": ["trainers"], "max_participants": 60, "port": 0, "db_url": "", "public_url": ""},
 }
 
 # Keys whose values are paths relative to the project root.
@@ -124,7 +125,24 @@ def resolve_runtime(cfg: dict) -> dict:
     from academy.doctor_checks import find_proxy
 
     cfg["hub"]["proxy_cmd"] = find_proxy(cfg) or cfg["hub"]["proxy_cmd"]
+    _resolve_workshops(cfg)
     return cfg
+
+
+def _resolve_workshops(cfg: dict) -> None:
+    """The service's port (a free one unless fixed) and its persistent API token, if `academy up` made one."""
+    import socket
+
+    ws = cfg["workshops"]
+    if not ws["port"]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ws["_port"] = s.getsockname()[1]
+    else:
+        ws["_port"] = ws["port"]
+    token = Path(cfg["hub"]["state_dir"]) / "academy-service-token"
+    if token.exists():
+        ws["_api_token"] = token.read_text().strip()
 
 
 def redacted(cfg: dict) -> dict:

@@ -85,6 +85,8 @@ def prepare_state(cfg: dict) -> dict[str, str]:
             os.chmod(state / private, 0o600)
     _secret_file(state / "jupyterhub_cookie_secret")
     proxy_token = _secret_file(state / "proxy_auth_token")
+    # The workshop service's hub API token, shared with `academy workshop` on this machine.
+    _secret_file(state / "academy-service-token")
     return {"CONFIGPROXY_AUTH_TOKEN": proxy_token}
 
 

@@ -73,13 +73,13 @@ def test_oidc_maps_provider_settings_and_reads_secret_from_env_only():
 
 def test_groups_and_culler():
     """Are YAML groups loaded and is the idle culler a service with only the scopes it needs?"""
-    c = apply({"groups": {"workshop": ["ann", "bob"]}, "culler": {"timeout": 1800, "every": 60}})
+    c = apply({"groups": {"workshop": ["ann", "bob"]}, "culler": {"timeout": 1800, "every": 60}, "workshops": {"enabled": False}})
     assert c.JupyterHub.load_groups == {"workshop": {"users": ["ann", "bob"]}}
     (service,) = c.JupyterHub.services
     assert "--timeout=1800" in service["command"] and "--cull-every=60" in service["command"]
     (role,) = c.JupyterHub.load_roles
     assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
-    assert "services" not in apply({"culler": {"enabled": False}}).JupyterHub
+    assert "services" not in apply({"culler": {"enabled": False}, "workshops": {"enabled": False}}).JupyterHub
 
 
 def test_updaters_only_set_values():
@@ -88,3 +88,27 @@ def test_updaters_only_set_values():
     c.JupyterHub.some_admin_override = 42
     configurer.apply_config(c, build_config({}, "t"))
     assert c.JupyterHub.some_admin_override == 42
+
+
+def test_workshop_service_is_appended_with_its_roles_and_trainer_groups():
+    """Does update_workshops append the academy service and its roles to what other areas set, and make the trainer groups?"""
+    c = Config()
+    c.JupyterHub.services = [{"name": "other"}]
+    c.JupyterHub.load_roles = [{"name": "other", "scopes": ["read:users"]}]
+    c.JupyterHub.load_groups = {"trainers": {"users": ["ann"]}}
+    cfg = build_config({"workshops": {"trainer_groups": ["trainers", "staff"], "port": 9123}}, "t")
+    configurer.update_workshops(c, cfg)
+    assert [s["name"] for s in c.JupyterHub.services] == ["other", "academy"]
+    service = c.JupyterHub.services[1]
+    assert service["url"] == "http://127.0.0.1:9123" and service["command"][-1] == "academy.workshop.service"
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert set(roles) == {"other", "academy-service", "academy-trainer"}
+    assert roles["academy-trainer"]["scopes"] == ["access:services!service=academy"]
+    assert roles["academy-trainer"]["groups"] == ["trainers", "staff"]
+    assert c.JupyterHub.load_groups == {"trainers": {"users": ["ann"]}, "staff": {"users": []}}
+
+
+def test_workshop_service_can_be_switched_off():
+    """Does workshops.enabled: false leave services and roles untouched?"""
+    c = apply({"workshops": {"enabled": False}, "culler": {"enabled": False}})
+    assert "services" not in c.JupyterHub and "load_roles" not in c.JupyterHub

@@ -52,7 +52,15 @@ def cmd_setup(args) -> int:
         members = roster.from_list(args.students)
     elif args.hub_group:
         members = roster.from_hub(args.hub_url, args.hub_group)
-    skipped = exchange.setup(layout, members.students, _account_prefix(args))
+    prefix = _account_prefix(args)
+    skipped = exchange.setup(layout, members.students, prefix)
+    if skipped:
+        # Students who have not spawned yet get their local-backend account now instead of being skipped.
+        made = _make_local_accounts(args, skipped, prefix)
+        if made:
+            exchange.setup(layout, made, prefix)
+            console.print(f"made local accounts and homes for {', '.join(made)}")
+        skipped = [s for s in skipped if s not in made]
     from nbgrader.api import Gradebook
     with Gradebook(layout.db_url, layout.course_id) as gb:
         for student in members.students:
@@ -62,8 +70,25 @@ def cmd_setup(args) -> int:
     if members.instructors:
         console.print(f"instructors (no student folder): {', '.join(members.instructors)}")
     for student in skipped:
-        console.print(f"[yellow]no Unix account {student!r}: no exchange folder made[/]")
-    return 0
+        console.print(f"[red]no Unix account {student!r}: no exchange folder made[/]")
+    return 1 if skipped else 0
+
+
+def _make_local_accounts(args, students: list[str], prefix: str) -> list[str]:
+    """On the local backend as root: the acad- accounts and homes the spawner would make; returns those made."""
+    import os
+
+    from academy.accounts import LOCAL_UNIX_PREFIX
+    if prefix != LOCAL_UNIX_PREFIX or os.geteuid() != 0:
+        return []
+    from academy import localusers
+    from academy.configurer import state_path
+    from academy.siteconfig import load_config
+    cfg = load_config(getattr(args, "config", None))
+    homes = cfg["local"]["homes_dir"] or state_path(cfg, "homes")
+    for student in students:
+        localusers.prepare_home(student, homes, prefix)
+    return list(students)
 
 
 def cmd_release(args) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from traitlets import Bool, Unicode
 
 from academy.accounts import LOCAL_UNIX_PREFIX
+from academy import localusers
 from academy.home import sync_as_user, sync_curriculum
 from academy.spawners import cgroups
 from academy.spawners.options import SpawnRequest
@@ -54,40 +54,13 @@ class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
             return f"{self.account_prefix}{self.user.name}"
         return pwd.getpwuid(os.getuid()).pw_name
 
-    def _ensure_account(self) -> None:
-        """Create the user's Unix account on first spawn (root only)."""
-        name = self.unix_account
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            entry = None
-        if entry is not None:
-            if entry.pw_dir != self.home_dir:
-                # The state dir moved (or was recreated): point the account at its new home.
-                subprocess.run(["usermod", "--home", self.home_dir, name], check=True, capture_output=True, timeout=30)
-            return
-        # The hub username already matched the strict username pattern, and an argument
-        # list (no shell) is used, so nothing user-controlled is interpreted here.
-        subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", self.home_dir,
-             "--shell", "/bin/bash", "--comment", f"AI Factory Academy user {self.user.name}", name],
-            check=True, capture_output=True, timeout=30,
-        )
-
     def _prepare_home(self) -> None:
-        homes = Path(self.homes_dir)
-        homes.mkdir(parents=True, exist_ok=True)
-        home = Path(self.home_dir)
         if self._hub_is_root():
-            # Others may traverse to their own home but not list who else has one.
-            os.chmod(homes, 0o711)
-            self._ensure_account()
-            pw = pwd.getpwnam(self.unix_account)
-            home.mkdir(mode=0o700, exist_ok=True)
-            os.chown(home, pw.pw_uid, pw.pw_gid)
-            os.chmod(home, 0o700)
-        else:
-            home.mkdir(mode=0o700, exist_ok=True)
+            # The same account and home a workshop makes for its participants up front.
+            localusers.prepare_home(self.user.name, self.homes_dir, self.account_prefix)
+            return
+        Path(self.homes_dir).mkdir(parents=True, exist_ok=True)
+        Path(self.home_dir).mkdir(mode=0o700, exist_ok=True)
 
     def _deliver_curriculum(self) -> None:
         if not self.curriculum_source:

@@ -45,6 +45,10 @@ class ProfilePickerMixin(HasTraits):
         True, config=True, help="Show cores, memory and GPUs under each profile on the form."
     )
 
+    workshops_db_url = Unicode(
+        "", config=True, help="Workshop database (academy.workshop); a participant's spawns follow their running workshop."
+    )
+
     spawn_request: SpawnRequest | None = None
     _profiles_cache: tuple[float, list[Profile]] | None = None
 
@@ -60,13 +64,21 @@ class ProfilePickerMixin(HasTraits):
             type(self)._profiles_cache = (mtime, load_profiles(path))
         return self._profiles_cache[1]
 
+    def session_profiles(self):
+        """All profiles, or those of the user's running workshop (bound to its reservation), and the form's message."""
+        from academy.workshop.binding import Binding, bind
+
+        if not self.workshops_db_url:
+            return Binding(self.load_profiles())
+        return bind(self.workshops_db_url, self.user.name, self.load_profiles())
+
     def user_groups(self) -> set[str]:
         return {g.name for g in self.user.groups}
 
     def allowed_profiles(self) -> list[Profile]:
         admin = bool(getattr(self.user, "admin", False))
         groups = self.user_groups()
-        return [p for p in self.load_profiles() if p.allows(groups, admin)]
+        return [p for p in self.session_profiles().profiles if p.allows(groups, admin)]
 
     async def profile_availability(self, profiles: list[Profile]) -> dict[str, str]:
         """Text per profile slug about free capacity now; backends with a scheduler override this."""
@@ -80,7 +92,7 @@ class ProfilePickerMixin(HasTraits):
         return _templates.get_template("spawn_form.html").render(
             profiles=profiles,
             availability=availability,
-            note=self.form_note_text(),
+            note=" ".join(filter(None, [self.session_profiles().message, self.form_note_text()])),
             show_resources=self.show_resources,
             max_hours=max(p.max_hours for p in profiles),
             default_hours=profiles[0].default_hours,
@@ -104,7 +116,7 @@ class ProfilePickerMixin(HasTraits):
         try:
             request = parse_user_options(
                 user_options,
-                self.load_profiles(),
+                self.session_profiles().profiles,
                 self.user_groups(),
                 bool(getattr(self.user, "admin", False)),
             )
