@@ -1,0 +1,1 @@
+"""Workshops: the trainer-run lifecycle (model, reservation check, warm start, teardown)."""
