@@ -36,6 +36,20 @@ class AcademyLoginHandler(NativeLoginHandler):
 class AcademyNativeAuthenticator(NativeAuthenticator):
     """NativeAuthenticator with a JupyterHub 6 compatible login handler."""
 
+    def get_user(self, username):
+        # The hub's session keeps ORM objects across commits (expire_on_commit=False), so
+        # re-read the row: `academy accounts reset` and a workshop teardown change it from
+        # another process, and a disabled account must be refused at once.
+        info = super().get_user(username)
+        if info is not None:
+            self.db.refresh(info)
+        return info
+
+    async def refresh_user(self, user, handler=None):
+        """An account disabled since login (e.g. by a workshop teardown) must log in again, and cannot."""
+        info = self.get_user(user.name)
+        return not (info is not None and not info.is_authorized)
+
     def get_handlers(self, app):
         return [
             (path, AcademyLoginHandler if handler is NativeLoginHandler else handler)
