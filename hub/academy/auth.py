@@ -8,6 +8,7 @@ metrics call; everything else (hashing, approval, lock-out) is the package's own
 from __future__ import annotations
 
 from nativeauthenticator import NativeAuthenticator
+from sqlalchemy.exc import InvalidRequestError
 from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
 
 
@@ -42,7 +43,10 @@ class AcademyNativeAuthenticator(NativeAuthenticator):
         # another process, and a disabled account must be refused at once.
         info = super().get_user(username)
         if info is not None:
-            self.db.refresh(info)
+            try:
+                self.db.refresh(info)
+            except InvalidRequestError:  # deleted by another process since the query (a purge)
+                return None
         return info
 
     async def refresh_user(self, user, handler=None):
