@@ -8,8 +8,8 @@ metrics call; everything else (hashing, approval, lock-out) is the package's own
 from __future__ import annotations
 
 from nativeauthenticator import NativeAuthenticator
-from sqlalchemy.exc import InvalidRequestError
 from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
+from sqlalchemy.exc import InvalidRequestError
 
 
 class AcademyLoginHandler(NativeLoginHandler):
