@@ -230,6 +230,7 @@ def slurm_part(n: int, parallel: int) -> dict:
     finally:
         for name in names:
             subprocess.run(["userdel", "-r", name], capture_output=True)
+        shutil.rmtree(profiles.parent, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
