@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
+from sqlalchemy.exc import InvalidRequestError
 
 
 class AcademyLoginHandler(NativeLoginHandler):
@@ -35,6 +36,23 @@ class AcademyLoginHandler(NativeLoginHandler):
 
 class AcademyNativeAuthenticator(NativeAuthenticator):
     """NativeAuthenticator with a JupyterHub 6 compatible login handler."""
+
+    def get_user(self, username):
+        # The hub's session keeps ORM objects across commits (expire_on_commit=False), so
+        # re-read the row: `academy accounts reset` and a workshop teardown change it from
+        # another process, and a disabled account must be refused at once.
+        info = super().get_user(username)
+        if info is not None:
+            try:
+                self.db.refresh(info)
+            except InvalidRequestError:  # deleted by another process since the query (a purge)
+                return None
+        return info
+
+    async def refresh_user(self, user, handler=None):
+        """An account disabled since login (e.g. by a workshop teardown) must log in again, and cannot."""
+        info = self.get_user(user.name)
+        return not (info is not None and not info.is_authorized)
 
     def get_handlers(self, app):
         return [

@@ -1,0 +1,252 @@
+"""Benchmark: login-to-JupyterLab time for workshop participants with a warm-started server and without.
+
+Usage:  .venv/bin/python benchmarks/workshop.py [--participants 30] [--slurm 10] [--parallel 10]
+
+Part 1 (local backend): a fresh hub (``academy up``, its own state dir and ports) with
+2 × ``--participants`` native accounts that exist as hub users before anyone logs in. Half are
+warm-started with ``academy.workshop.warmstart.WarmStart`` (the service's code path, a token
+scoped ``start:servers!group=…``); the other half are cold. Then every participant logs in
+through the real login form (``next`` = their lab), ``--parallel`` at a time, as a workshop's
+opening wave does. Measured per participant: from the login POST until ``/user/<name>/lab``
+answers 200 and the server's ``/api/status`` answers 200. A cold participant gets the spawn
+form, posts the workshop profile and waits on the pending page, as in the browser.
+Part 2 (``--slurm N``, needs root and tests/slurm_cluster.py's cluster running): the same with
+N + N participants on the Slurm backend, each a real Unix user. ``--slurm 0`` skips it.
+
+Writes benchmarks/results/workshop.json (``participants``, ``warm_login_to_lab_p50_s``,
+``warm_login_to_lab_p95_s``, ``cold_login_to_lab_p50_s``, ``cold_login_to_lab_p95_s``,
+``warm_start_failures``, and a ``slurm`` section). Goal: warm p95 <= 2 s, 0 failures.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+import yaml
+
+from academy.workshop.warmstart import WarmStart
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "workshop.json"
+TAG = secrets.token_hex(2)
+SLURM_PROFILES = {"profiles": [{"slug": "bench", "display_name": "Benchmark CPU", "description": "One core.",
+                                "partition": "cpu", "cpus": 1, "memory": "512M", "hours": {"default": 1, "max": 2}}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    """``academy up`` in a temp dir; the admin password is read from its first-start output."""
+
+    def __init__(self, site: dict):
+        self.workdir = Path(tempfile.mkdtemp(prefix="academy-bench-ws-"))
+        self.workdir.chmod(0o711)  # learner accounts traverse it to their homes
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = self.workdir / "academy.yaml"
+        base = {"hub": {"ip": "127.0.0.1", "port": self.port, "state_dir": str(self.workdir / "state"),
+                        "concurrent_spawn_limit": 10},
+                "backend": "local", "auth": {"type": "native", "admin_users": ["admin"]}, "culler": {"enabled": False}}
+        for key, value in site.items():
+            base[key] = {**base[key], **value} if isinstance(base.get(key), dict) else value
+        self.config.write_text(yaml.safe_dump(base))
+        self.proc = subprocess.Popen([sys.executable, "-m", "academy", "--config", str(self.config), "up"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        self.admin_password = None
+        deadline = time.monotonic() + 120
+        for line in self.proc.stdout:
+            if m := re.match(r"\s+password: (\S+)", line):
+                self.admin_password = m.group(1)
+            if line.startswith("Press Ctrl-C") or time.monotonic() > deadline:
+                break
+        if self.proc.poll() is not None or not self.admin_password:
+            raise SystemExit("academy up did not start; see " + str(self.workdir / "state" / "jupyterhub.log"))
+        s = self.login("admin", self.admin_password)
+        r = s.post(f"{self.url}/hub/api/users/admin/tokens", json={"note": "bench", "expires_in": 7200},
+                   headers={"X-XSRFToken": s.cookies.get("_xsrf", "")}, timeout=30)
+        self.token = r.json()["token"]
+
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        return requests.request(method, f"{self.url}/hub/api{path}", timeout=120,
+                                headers={"Authorization": f"token {self.token}"}, **kw)
+
+    def login(self, name: str, password: str) -> requests.Session:
+        s = requests.Session()
+        s.get(f"{self.url}/hub/login", timeout=30)
+        s.post(f"{self.url}/hub/login", data={"username": name, "password": password,
+                                              "_xsrf": s.cookies.get("_xsrf", "")}, timeout=30)
+        return s
+
+    def participants(self, names: list[str], group: str) -> dict[str, str]:
+        out = subprocess.run([sys.executable, "-m", "academy", "--config", str(self.config), "accounts", "add",
+                              "--json", *names], capture_output=True, text=True, check=True, cwd=REPO)
+        self.api("POST", "/users", json={"usernames": names})
+        self.api("POST", f"/groups/{group}")
+        self.api("POST", f"/groups/{group}/users", json={"users": names})
+        return {row["username"]: row["password"] for row in json.loads(out.stdout)}
+
+    def scoped_token(self, group: str) -> str:
+        r = self.api("POST", "/users/admin/tokens", json={"note": "warm start", "expires_in": 7200, "scopes": [
+            f"start:servers!group={group}", f"read:servers!group={group}", f"users:activity!group={group}"]})
+        return r.json()["token"]
+
+    def stop(self) -> None:
+        for user in self.api("GET", "/users").json():
+            if user.get("servers"):
+                self.api("DELETE", f"/users/{user['name']}/server")
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(90)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        log = self.workdir / "state" / "jupyterhub.log"
+        if log.exists():  # kept next to the results, to explain any failure
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, RESULTS.with_name(f"workshop-hub-{self.port}.log"))
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def hub_xsrf(s: requests.Session) -> str:
+    """The hub's _xsrf cookie; after a visit to the lab the server sets its own under /user/NAME/."""
+    values = [c.value for c in s.cookies if c.name == "_xsrf" and not c.path.startswith("/user/")]
+    return values[0] if values else ""
+
+
+def login_to_lab(hub: Hub, name: str, password: str, profile: str, timeout: float = 600) -> float:
+    """Seconds from the login POST until /lab and /api/status both answer 200."""
+    s = requests.Session()
+    nxt = "/hub/user-redirect/lab"
+    s.get(f"{hub.url}/hub/login", params={"next": nxt}, timeout=30)
+    t0 = time.perf_counter()
+    r = s.post(f"{hub.url}/hub/login", params={"next": nxt}, timeout=120,
+               data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf", "")})
+    if "/hub/spawn/" in r.url or r.url.rstrip("/").endswith("/hub/spawn"):  # cold: the form, as in the browser
+        r = s.post(r.url, data={"profile": profile, "hours": "1", "_xsrf": hub_xsrf(s)}, timeout=120)
+    lab = f"{hub.url}/user/{name}/lab"
+    deadline = time.monotonic() + timeout
+    while not (r.status_code == 200 and r.url.split("?")[0] == lab):
+        if r.status_code >= 500:  # the hub's page for a failed spawn
+            raise RuntimeError(f"{name}: spawn failed ({r.status_code} {r.url})")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name}: no lab after {timeout} s (last {r.status_code} {r.url})")
+        time.sleep(0.25)
+        r = s.get(lab, timeout=120)
+    status = s.get(f"{hub.url}/user/{name}/api/status", timeout=60)
+    if status.status_code != 200:
+        raise RuntimeError(f"{name}: /api/status answered {status.status_code}")
+    return time.perf_counter() - t0
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+
+
+def run_part(site: dict, n: int, profile: str, parallel: int, prefix: str) -> dict:
+    hub = Hub(site)
+    warm_names: list[str] = []
+    cold_names: list[str] = []
+    try:
+        warm_names = [f"{prefix}w{TAG}{i:02d}" for i in range(1, n + 1)]
+        cold_names = [f"{prefix}c{TAG}{i:02d}" for i in range(1, n + 1)]
+        group = f"bench{TAG}"
+        passwords = hub.participants(warm_names + cold_names, group)
+
+        async def warm() -> dict:
+            async with WarmStart(f"{hub.url}/hub/api", hub.scoped_token(group), warm_names,
+                                 {"profile": profile, "hours": 1}, concurrent_spawn_limit=10) as ws:
+                return {k: v.as_dict() for k, v in (await ws.run()).items()}
+
+        t0 = time.perf_counter()
+        warm_status = asyncio.run(warm())
+        warm_wall = time.perf_counter() - t0
+        failures = [s for s in warm_status.values() if s["state"] != "running"]
+        timings: dict[str, list[float]] = {"warm": [], "cold": []}
+        errors: list[str] = []
+
+        def one(kind_name):
+            kind, name = kind_name
+            try:
+                timings[kind].append(login_to_lab(hub, name, passwords[name], profile))
+            except Exception as exc:  # a failed login is a result, reported, not a crash
+                errors.append(f"{name}: {exc}")
+
+        with ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(one, [("warm", x) for x in warm_names]))
+        with ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(one, [("cold", x) for x in cold_names]))
+        return {
+            "participants": n,
+            "warm_login_to_lab_p50_s": round(statistics.median(timings["warm"]), 3) if timings["warm"] else None,
+            "warm_login_to_lab_p95_s": round(p95(timings["warm"]), 3) if timings["warm"] else None,
+            "cold_login_to_lab_p50_s": round(statistics.median(timings["cold"]), 3) if timings["cold"] else None,
+            "cold_login_to_lab_p95_s": round(p95(timings["cold"]), 3) if timings["cold"] else None,
+            "warm_start_failures": len(failures),
+            "warm_start_wall_s": round(warm_wall, 2),
+            "login_errors": errors,
+            "warm_start_failed": failures,
+        }
+    finally:
+        hub.stop()
+        if site.get("backend", "local") == "local":  # the local backend made acad-<name> accounts
+            for name in warm_names + cold_names:
+                subprocess.run(["userdel", f"acad-{name}"], capture_output=True)
+
+
+def slurm_part(n: int, parallel: int) -> dict:
+    conf = Path(os.environ.get("ACADEMY_SLURM_DIR", "/tmp/academy-slurm")) / "etc" / "slurm.conf"
+    if os.geteuid() != 0 or not conf.exists():
+        return {"skipped": "needs root and the running test cluster (python tests/slurm_cluster.py start)"}
+    os.environ["SLURM_CONF"] = str(conf)
+    profiles = Path(tempfile.mkdtemp(prefix="academy-bench-prof-")) / "profiles.yaml"
+    profiles.write_text(yaml.safe_dump(SLURM_PROFILES))
+    profiles.parent.chmod(0o755)
+    names = [f"sbw{TAG}{i:02d}" for i in range(1, n + 1)] + [f"sbc{TAG}{i:02d}" for i in range(1, n + 1)]
+    for name in names:  # Slurm runs each job as the participant's own Unix account
+        subprocess.run(["useradd", "--create-home", name], capture_output=True)
+    try:
+        site = {"backend": "slurm", "profiles_file": str(profiles), "hub": {"hub_port": free_port()},
+                "slurm": {"poll_interval": 1, "start_timeout": 300}}
+        return run_part(site, n, "bench", parallel, "sb")
+    finally:
+        for name in names:
+            subprocess.run(["userdel", "-r", name], capture_output=True)
+        shutil.rmtree(profiles.parent, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--participants", type=int, default=30, help="warm participants (and as many cold)")
+    ap.add_argument("--slurm", type=int, default=10, help="participants of the Slurm part (0 skips it)")
+    ap.add_argument("--parallel", type=int, default=10, help="logins in flight at once")
+    ap.add_argument("--profile", default="cpu", help="profile of the local part")
+    args = ap.parse_args(argv)
+    result = run_part({}, args.participants, args.profile, args.parallel, "b")
+    result["slurm"] = slurm_part(args.slurm, args.parallel) if args.slurm else {"skipped": "--slurm 0"}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0 if result["warm_start_failures"] == 0 and not result["login_errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
