@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import asdict
 
@@ -31,6 +32,7 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
+from . import limits
 from .jobs import JobResult, JobSpec, job_paths
 from .kernel import SandboxExecute
 
@@ -67,11 +69,22 @@ def _config(spec: JobSpec, paths: dict[str, str]) -> Config:
     return cfg
 
 
+def _events(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 def _explain(text: str, events: list[dict], notebook_limit: int) -> str:
     """Turn nbgrader's log of a failed run into one line a trainer can act on."""
-    if any(e.get("event") == "notebook_time_limit" for e in events):
-        seconds = events[-1].get("seconds", notebook_limit)
+    timed = [e for e in events if e.get("event") == "notebook_time_limit"]
+    if timed:
+        seconds = timed[-1].get("seconds", notebook_limit)
         return f"a notebook ran longer than its {seconds} s wall-time limit; its kernel was killed"
+    hits = limits.explain(events)
+    if hits and ("DeadKernelError" in text or "Kernel died" in text):
+        return "the kernel died: the submission " + "; ".join(hits)
     checks = [
         ("NoSuchKernel", "the notebook asks for a kernel that is not allowed for grading"),
         ("No notebooks were matched", "no notebook of this assignment was submitted"),
@@ -90,6 +103,27 @@ def _explain(text: str, events: list[dict], notebook_limit: int) -> str:
             return message
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith(" ")]
     return (lines[-1] if lines else "grading failed")[:300]
+
+
+def _flags(events: list[dict]) -> list[str]:
+    """One line per test cell around which what tests rely on had been changed."""
+    flags = []
+    for e in events:
+        if e.get("event") == "tampering":
+            where = "before test cell" if e.get("when") == "before" else "while running test cell"
+            flags.append(f"{where} {e.get('cell')}: " + "; ".join(e.get("changes", []))[:500])
+    return flags[:20]
+
+
+def cfg_scratch(spec: JobSpec) -> str:
+    return str(spec.settings.get("SandboxKernelManager.scratch_root", ""))
+
+
+def _clear_scratch(path: str) -> None:
+    """Delete every sandbox folder this job's kernels left (a kernel that died may skip its cleanup)."""
+    if path and os.path.isdir(path):
+        for name in os.listdir(path):
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
 
 
 def run_job(spec: JobSpec) -> JobResult:
@@ -114,15 +148,19 @@ def run_job(spec: JobSpec) -> JobResult:
         result.log = outcome.get("log", "")[-20000:]
         if outcome["success"]:
             result.status = "graded"
-        else:
-            events = []
-            if os.path.exists(paths["events"]):
-                with open(paths["events"], encoding="utf-8") as fh:
-                    events = [json.loads(line) for line in fh if line.strip()]
+        events = _events(paths["events"])
+        result.flags = _flags(events)
+        result.notes = ["the submission " + hit for hit in limits.explain(events)]
+        if not outcome["success"]:
             limit = cfg.SandboxKernelManager.get("notebook_time_limit", 300)
             result.message = _explain(result.log + "\n" + outcome.get("error", ""), events, limit)
+            # nbgrader's "see the above traceback" points into its log: keep that log, not just the last line.
+            result.traceback = (result.log + "\n" + outcome.get("error", ""))[-20000:]
     except Exception as exc:  # the parent must always get a result file, whatever went wrong here
         result.message = f"grader error: {type(exc).__name__}: {exc}"[:300]
+        result.traceback = traceback.format_exc()[-20000:]
+    finally:
+        _clear_scratch(cfg_scratch(spec))
     result.seconds = round(time.monotonic() - start, 3)
     tmp = paths["result"] + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
