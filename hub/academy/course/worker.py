@@ -32,7 +32,8 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
-from . import limits
+from . import cells, limits
+from .cells import FairCells
 from .jobs import JobResult, JobSpec, job_paths
 from .kernel import SandboxExecute
 
@@ -59,6 +60,9 @@ def _config(spec: JobSpec, paths: dict[str, str]) -> Config:
     cfg.CourseDirectory.db_url = f"sqlite:///{paths['db']}"
     steps = cfg.Autograde.get("autograde_preprocessors") or Autograde.class_traits()["autograde_preprocessors"].default()
     cfg.Autograde.autograde_preprocessors = [SandboxExecute if step is Execute else step for step in steps]
+    sanitize = cfg.Autograde.get("sanitize_preprocessors") or Autograde.class_traits()["sanitize_preprocessors"].default()
+    cfg.Autograde.sanitize_preprocessors = [FairCells] + [s for s in sanitize if s is not FairCells]
+    cfg.FairCells.event_log = paths["events"]
     cfg.SandboxKernelManager.event_log = paths["events"]
     cfg.SandboxKernelManager.kernel_log = paths["kernel_log"]
     if spec.sandbox_user:
@@ -150,7 +154,7 @@ def run_job(spec: JobSpec) -> JobResult:
             result.status = "graded"
         events = _events(paths["events"])
         result.flags = _flags(events)
-        result.notes = ["the submission " + hit for hit in limits.explain(events)]
+        result.notes = ["the submission " + hit for hit in limits.explain(events)] + cells.explain(events)
         if not outcome["success"]:
             limit = cfg.SandboxKernelManager.get("notebook_time_limit", 300)
             result.message = _explain(result.log + "\n" + outcome.get("error", ""), events, limit)
