@@ -267,6 +267,8 @@ class SandboxExecute(Execute):
             if has_error and self._errors >= self.max_errors:
                 return None
             self._errors += 1
+            if "No space left on device" in str(content.get("evalue", "")) and isinstance(self.km, SandboxKernelManager):
+                self.km._record({"event": "scratch_full", "limit": self.km.policy.scratch_size})
             msg = dict(msg, content=self._shorten_error(content))
             content = msg["content"]
         size = len(json.dumps(content, default=str))

@@ -24,6 +24,18 @@ from pathlib import Path
 from academy.spawners import cgroups
 
 MiB = 1024**2
+#: The one size limit of a submission: ``submit`` refuses more, collect and the grader say the same.
+SUBMISSION_MAX_FILES = 200
+SUBMISSION_MAX_BYTES = 100 * MiB
+
+
+def too_large(files: int, nbytes: int) -> str:
+    """The message for a submission over the size limit, the same at submit, collect and grading."""
+    return (f"submission too large: {files} files, {nbytes / MiB:.1f} MiB (at least); the limit is "
+            f"{SUBMISSION_MAX_FILES} files and {SUBMISSION_MAX_BYTES // MiB} MiB in all; remove large "
+            "embedded images or data files and submit again")
+
+
 #: Name prefix of every grading cgroup under ``academy/`` (``grade-<run tag>-<id>``).
 PREFIX = "grade-"
 

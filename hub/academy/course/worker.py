@@ -32,26 +32,37 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
-from . import cells, limits
+from . import cells, depth, limits
 from .cells import FairCells
 from .jobs import JobResult, JobSpec, job_paths
 from .kernel import SandboxExecute
 
-#: Largest file copied from a submission into the job (anything bigger is not a course file).
-MAX_SUBMITTED_FILE = 50 * 1024**2
+class SubmissionTooLarge(Exception):
+    """Over the one size limit that ``submit`` also enforces (:mod:`academy.course.limits`)."""
 
 
 def _copy_submission(src: str, dst: str) -> None:
-    """Copy plain files only (no links, no devices, bounded size); the parent already validated ids."""
+    """Copy plain files only (no links, no devices), within the submission size limit; ids already validated."""
+    count = total = 0
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
         rel = os.path.relpath(dirpath, src)
         os.makedirs(os.path.join(dst, rel), exist_ok=True)
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
         for name in filenames:
             path = os.path.join(dirpath, name)
-            if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > MAX_SUBMITTED_FILE:
+            if os.path.islink(path) or not os.path.isfile(path):
                 continue
+            count, total = count + 1, total + os.path.getsize(path)
+            if count > limits.SUBMISSION_MAX_FILES or total > limits.SUBMISSION_MAX_BYTES:
+                raise SubmissionTooLarge(limits.too_large(count, total))
             shutil.copyfile(path, os.path.join(dst, rel, name))
+            if name.endswith(".ipynb"):
+                note = depth.flatten_if_deep(os.path.join(dst, rel, name))
+                if note:
+                    _NOTES.append(note)
+
+
+_NOTES: list[str] = []  # notes from preparing the submission (one job at a time per worker)
 
 
 def _config(spec: JobSpec, paths: dict[str, str]) -> Config:
@@ -101,6 +112,7 @@ def _explain(text: str, events: list[dict], notebook_limit: int) -> str:
         ("Timeout waiting for IOPub", "a cell ran past the per-cell time limit and ignored the interrupt"),
         ("UnresponsiveKernelError", "the kernel stopped responding and could not be interrupted"),
         ("SchemaTooOldError", "a notebook uses an old nbgrader metadata format"),
+        ("RecursionError", "a submitted notebook is nested too deeply to be graded"),
     ]
     for needle, message in checks:
         if needle in text:
@@ -140,6 +152,7 @@ def run_job(spec: JobSpec) -> JobResult:
     try:
         os.makedirs(paths["root"], exist_ok=True)
         submitted = os.path.join(paths["root"], "submitted", spec.student, spec.assignment)
+        _NOTES.clear()
         _copy_submission(spec.submitted_dir, submitted)
         shutil.copyfile(spec.snapshot_db, paths["db"])
         cfg = _config(spec, paths)
@@ -154,12 +167,15 @@ def run_job(spec: JobSpec) -> JobResult:
             result.status = "graded"
         events = _events(paths["events"])
         result.flags = _flags(events)
-        result.notes = ["the submission " + hit for hit in limits.explain(events)] + cells.explain(events)
+        result.notes = (["the submission " + hit for hit in limits.explain(events)] + cells.explain(events)
+                        + list(_NOTES))
         if not outcome["success"]:
             limit = cfg.SandboxKernelManager.get("notebook_time_limit", 300)
             result.message = _explain(result.log + "\n" + outcome.get("error", ""), events, limit)
             # nbgrader's "see the above traceback" points into its log: keep that log, not just the last line.
             result.traceback = (result.log + "\n" + outcome.get("error", ""))[-20000:]
+    except SubmissionTooLarge as exc:
+        result.message = str(exc)
     except Exception as exc:  # the parent must always get a result file, whatever went wrong here
         result.message = f"grader error: {type(exc).__name__}: {exc}"[:300]
         result.traceback = traceback.format_exc()[-20000:]
