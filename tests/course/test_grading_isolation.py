@@ -96,11 +96,11 @@ time.sleep(6)  # hold every process while the honest neighbour is graded
 MEMORY_CHILDREN = f'''
 import os, time
 pids = []
-for _ in range(4):
+for _ in range(10):  # each well under the per-process limit, together over the submission's
     pid = os.fork()
     if pid == 0:
         try:
-            hog = b"x" * (300 * 1024**2)
+            hog = b"x" * (120 * 1024**2)
             time.sleep(30)
         finally:
             os._exit(0)
@@ -132,9 +132,9 @@ raise last
 
 ERROR_FLOOD = f'''
 ip = get_ipython()
-for i in range(400):
+for i in range(150):
     try:
-        raise ValueError("E" * 20000)
+        raise ValueError("E" * 5000)
     except ValueError:
         ip.showtraceback()
 {SQUARES}
@@ -175,7 +175,7 @@ CASES = {
     "g_env": {"squares": ENV_SNOOP, "mean": MEAN},
     "h_keys": {"squares": KEY_SNOOP, "mean": MEAN},
     "i_errors": {"squares": ERROR_FLOOD, "mean": MEAN},
-    "j_leak": {"squares": LEAK, "mean": MEAN},
+    "j_leak": {"squares": LEAK, "mean": "print('printed after the hidden test ran')\n" + MEAN},
     "k_tamper_abs": {"squares": SQUARES, "mean": TAMPER_ABS},
     "l_tamper_hook": {"squares": TAMPER_HOOK, "mean": MEAN},
 }
@@ -210,8 +210,14 @@ def batch(tmp_path_factory, grader_account):
 
 
 def _outputs(layout, student) -> str:
+    """What the submission printed (outputs only: the cell sources contain the probe words themselves)."""
     nb = nbformat.read(layout.step_dir("autograded", student, "t1") / "problems.ipynb", as_version=4)
-    return hidden.notebook_text(nb)
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts += [str(out.get("text", "")), str(out.get("evalue", ""))] + list(out.get("traceback", []))
+            parts += [str(v) for v in out.get("data", {}).values()]
+    return "\n".join(parts)
 
 
 def test_honest_neighbours_score_exactly_as_alone(batch):
@@ -236,10 +242,9 @@ def test_fork_bomb_hits_its_own_process_limit(batch):
 def test_memory_of_forked_children_counts_together(batch):
     """Do forked children share one memory limit, so together they cannot hold more than it?"""
     layout, reps, _, _ = batch
-    text = _outputs(layout, "c_memory")
-    alive = int(text.split("CHILDREN ALIVE ")[1].split()[0])
-    assert alive < 4  # 4 x 300 MiB cannot live in 1 GiB
-    assert any("memory limit of 1024 MiB" in n for n in reps["c_memory"].notes), reps["c_memory"]
+    assert "CHILDREN ALIVE" in _outputs(layout, "c_memory")  # the children really ran
+    # 10 x 120 MiB do not fit in 1 GiB: the submission's one cgroup hit its limit, and says so.
+    assert any("hit its memory limit of 1024 MiB (used 1024 MiB" in n for n in reps["c_memory"].notes), reps["c_memory"]
 
 
 def test_scratch_space_is_limited_per_submission(batch):
@@ -334,7 +339,8 @@ def test_tampering_is_restored_and_flagged(batch):
     rows = tests_csv.read_text()
     assert "flagged" in rows.splitlines()[0] and "builtins.abs replaced" in rows
     from academy.course.status import assignment_status
-    assert assignment_status(layout, "t1").flagged == 2
+    assert assignment_status(layout, "t1").flagged == sum(1 for r in reps.values() if r.flags)
+    assert not any(reps[s].flags for s in HONEST)
 
 
 def test_no_sandbox_folder_or_cgroup_is_left(batch):

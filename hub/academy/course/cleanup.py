@@ -88,7 +88,7 @@ def _alive(pid_file: Path) -> bool:
         return False
 
 
-def leftovers(tmp: str | None = None) -> list[str]:
+def leftovers(tmp: str | None = None, include_old: bool = True) -> list[str]:
     """Sandbox folders and grading cgroups that no running grader owns."""
     tmp = tmp or tempfile.gettempdir()
     found = []
@@ -98,7 +98,8 @@ def leftovers(tmp: str | None = None) -> list[str]:
             live_tags.append(_tag(path))
         else:
             found.append(path)
-    found += sorted(glob.glob(os.path.join(tmp, OLD_BOX_PREFIX + "*")))
+    if include_old:
+        found += sorted(glob.glob(os.path.join(tmp, OLD_BOX_PREFIX + "*")))
     for group in limits.leftover_groups():
         if not any(group.name.startswith(f"{limits.PREFIX}{t}") for t in live_tags):
             found.append(str(group))
@@ -106,10 +107,29 @@ def leftovers(tmp: str | None = None) -> list[str]:
 
 
 def remove_leftovers(tmp: str | None = None) -> list[str]:
-    removed = leftovers(tmp)
+    removed = leftovers(tmp, include_old=False)
     for path in removed:
         if path.startswith(str(limits.cgroups.ROOT)):
             limits.remove_groups(Path(path).name[len(limits.PREFIX):])
         else:
             shutil.rmtree(path, ignore_errors=True)
     return removed
+
+
+def doctor_check():
+    """``academy doctor``: fail when a grading run left sandbox folders or cgroups behind (a SIGKILLed grader).
+
+    Folders of earlier versions (``/tmp/academy-sbx-*``) cannot be told apart from a running old grader's,
+    so they are listed without failing the check."""
+    from academy.doctor_checks import DoctorCheck
+
+    left = leftovers(include_old=False)
+    old = sorted(glob.glob(os.path.join(tempfile.gettempdir(), OLD_BOX_PREFIX + "*")))
+    if left:
+        return DoctorCheck("grading leftovers", False,
+                           f"{len(left)} left by a killed grading run (student files): {', '.join(left[:3])}; "
+                           "remove with `academy course cleanup`")
+    detail = "no sandbox folders or grading cgroups left behind"
+    if old:
+        detail += f"; {len(old)} folders of an older grader version in /tmp ({OLD_BOX_PREFIX}*) to check by hand"
+    return DoctorCheck("grading leftovers", True, detail)

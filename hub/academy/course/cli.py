@@ -175,6 +175,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_cleanup(args) -> int:
+    from .cleanup import remove_leftovers
+    removed = remove_leftovers()
+    for path in removed:
+        console.print(f"removed {path}")
+    console.print(f"{len(removed)} leftovers removed")
+    return 0
+
+
 def cmd_status(args) -> int:
     from .status import assignment_status, course_status
     layout = _layout(args)
@@ -267,3 +276,6 @@ def register(subparsers) -> None:
     p = sub.add_parser("status", help="how far each assignment has come through the pipeline")
     p.add_argument("assignment", nargs="?")
     p.set_defaults(func=_run(cmd_status))
+
+    p = sub.add_parser("cleanup", help="remove sandbox folders and cgroups a killed grading run left (root)")
+    p.set_defaults(func=cmd_cleanup)

@@ -40,6 +40,21 @@ from .limits import SubmissionGroup
 from .sandbox import SandboxPolicy
 
 
+#: Bytes of a kernel's own stdout/stderr kept in the job's kernel log (bwrap errors fit easily).
+KERNEL_LOG_BYTES = 64 * 1024
+
+
+def _drain(fd: int, path: str) -> None:
+    """Copy the first KERNEL_LOG_BYTES of a kernel's stdout/stderr to its log, discard the rest until EOF."""
+    kept = 0
+    with os.fdopen(fd, "rb", buffering=0) as pipe, open(path, "ab") as log:
+        while chunk := pipe.read(65536):
+            if kept < KERNEL_LOG_BYTES:
+                log.write(chunk[:KERNEL_LOG_BYTES - kept])
+                log.flush()
+                kept += len(chunk)
+
+
 class SandboxKernelManager(PromptKernelManager):
     """Start each kernel as the sandbox user inside bubblewrap, with a per-notebook wall-time budget."""
 
@@ -133,9 +148,15 @@ class SandboxKernelManager(PromptKernelManager):
         # confine.py starts from this and execs with PATH alone; bwrap then sets the kernel's own.
         kw["env"] = {"PATH": SAFE_PATH}
         if self.kernel_log:
-            with open(self.kernel_log, "ab") as log:
-                kw["stdout"] = kw["stderr"] = log
+            # A pipe, not the log file itself: the kernel keeps its stdout/stderr descriptors, and student
+            # code must not hold a writable descriptor of a grader file (it could fill the grader's disk).
+            read_end, write_end = os.pipe()
+            kw["stdout"] = kw["stderr"] = write_end
+            try:
                 await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                os.close(write_end)
+            threading.Thread(target=_drain, args=(read_end, self.kernel_log), daemon=True).start()
         else:
             kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
             await super()._async_launch_kernel(kernel_cmd, **kw)
