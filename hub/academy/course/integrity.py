@@ -64,11 +64,15 @@ def _academy_integrity_setup():
     attrs = {n: getattr(ip, n, None) for n in ("compile", "CustomTB", "InteractiveTB", "SyntaxTB",
                                                "displayhook", "display_pub", "custom_exceptions")}
     state = types.ModuleType("_academy_integrity")
-    trusted = ("matplotlib", "matplotlib_inline", "ipykernel", "IPython", "ipywidgets", "comm")
 
-    def origin(cb):
-        cb = getattr(cb, "func", cb)
-        return str(getattr(cb, "__module__", "") or "")
+    import os
+    roots = tuple(os.path.join(os.path.realpath(p), "") for p in {sys.prefix, sys.base_prefix})
+
+    def installed(cb):
+        # Hooks that libraries register (matplotlib's inline backend) have their code in the Python
+        # installation; a hook defined in a notebook has its code in the kernel's temporary files.
+        code = getattr(getattr(cb, "func", cb), "__code__", None)
+        return code is not None and os.path.realpath(code.co_filename).startswith(roots)
 
     def check():
         changes = []
@@ -107,7 +111,7 @@ def _academy_integrity_setup():
                 cur[:] = orig
         for event, cbs in ip.events.callbacks.items():
             for cb in list(cbs):
-                if cb in callbacks.get(event, []) or origin(cb).split(".")[0] in trusted:
+                if cb in callbacks.get(event, []) or installed(cb):
                     continue
                 changes.append(f"{event} hook {getattr(cb, '__qualname__', type(cb).__name__)} registered")
                 cbs.remove(cb)
