@@ -120,3 +120,46 @@ def test_failed_submission_keeps_its_traceback(graded):
     assert stored["status"] == "failed" and "not a notebook" in stored["message"]
     assert "Traceback" in stored["traceback"] and "NotJSONError" in stored["traceback"], stored["traceback"][-2000:]
     assert not os.path.exists(layout.step_dir("autograded", "broken", "t1"))
+
+
+def test_submit_refuses_an_oversized_folder_with_the_same_message(tmp_path, grader_account):
+    """Does a real student's `submit` of a folder over the limit fail with the message the grader gives?"""
+    import pwd
+    import shutil
+    import subprocess
+
+    from _support import need
+    from pipeline_support import make_layout, run_academy, shared_tiny_course
+    student = "academy-s1"
+    need(shutil.which("runuser") is not None, "runuser (a real student account)")
+    try:
+        pwd.getpwnam(student)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", student], check=True)
+    shared = shared_tiny_course("academy-size-test-")
+    try:
+        layout = make_layout(shared / "course", tmp_path / "state", shared / "exchange")
+        where = ["course", "--course-dir", str(layout.course_dir), "--exchange-dir", str(layout.exchange_dir)]
+        root_where = where + ["--state-dir", str(layout.state_dir)]
+        for step in (["setup", "--students", student], ["release", "t1"]):
+            proc = run_academy(*root_where, *step)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        home = tmp_path / "home"
+        home.mkdir()
+        entry = pwd.getpwnam(student)
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+        os.chmod(tmp_path, 0o755)
+        proc = run_academy(*where, "fetch", "t1", user=student, cwd=str(home))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        big = home / "t1" / "dataset.bin"
+        with open(big, "wb") as fh:
+            fh.truncate(limits.SUBMISSION_MAX_BYTES + 1)
+        os.chown(big, entry.pw_uid, entry.pw_gid)
+        proc = run_academy(*where, "submit", "t1", user=student, cwd=str(home))
+        assert proc.returncode != 0
+        rule = f"the limit is {limits.SUBMISSION_MAX_FILES} files and {limits.SUBMISSION_MAX_BYTES // 2**20} MiB in all"
+        said = " ".join((proc.stdout + proc.stderr).split())
+        assert "submission too large" in said and rule in said, said
+        assert not (exchange.course_root(layout) / "inbound" / student / "t1").exists()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
