@@ -144,11 +144,10 @@ def test_submit_refuses_an_oversized_folder_with_the_same_message(tmp_path, grad
         for step in (["setup", "--students", student], ["release", "t1"]):
             proc = run_academy(*root_where, *step)
             assert proc.returncode == 0, proc.stdout + proc.stderr
-        home = tmp_path / "home"
+        home = shared / "home"  # under the world-traversable shared folder
         home.mkdir()
         entry = pwd.getpwnam(student)
         os.chown(home, entry.pw_uid, entry.pw_gid)
-        os.chmod(tmp_path, 0o755)
         proc = run_academy(*where, "fetch", "t1", user=student, cwd=str(home))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         big = home / "t1" / "dataset.bin"
