@@ -8,7 +8,9 @@ same files in two fresh state directories with the assignment released in both, 
 one with stock `nbgrader autograde` (one process, serial, unsandboxed kernels) and the other with
 `academy course autograde --jobs N` (sandboxed kernels).  Both wall times include their CLI start-up.
 Prints a table, confirms identical scores per student and zero gradebook errors, and writes
-benchmarks/results/autograde.json.  Goal: >= 1.8x on 2 cores.  Needs root (the sandbox account).
+benchmarks/results/autograde.json.  Then (unless --no-hostile) it grades the hostile set of
+tests/course/test_grading_isolation.py with `--jobs 2` (``hostile_batch_seconds``) and checks that every
+honest submission in it scored as it scores graded alone (``honest_scores_exact``).  Goal: >= 1.8x on 2 cores.  Needs root (the sandbox account).
 """
 from __future__ import annotations
 
@@ -114,6 +116,46 @@ def integrity(layout) -> str:
         db.close()
 
 
+def hostile_batch(base: Path) -> tuple[float, bool, dict]:
+    """The isolation tests' hostile set (fork bomb, memory and scratch hogs, tampering, leaks, floods) next to
+    honest submissions, graded with `--jobs 2`; honest scores are compared with each graded alone."""
+    sys.path.insert(0, str(REPO / "tests" / "course"))
+    import tiny_course
+    import test_grading_isolation as hostile
+    layouts = {}
+    for name in ("hostile", "alone"):
+        course = base / name / "course"
+        tiny_course.write_source(course)
+        with open(course / "nbgrader_config.py", "a") as fh:
+            fh.write(f"\nc.SandboxPolicy.scratch_size = {hostile.SCRATCH}\nc.SandboxPolicy.memory_limit = "
+                     f"{hostile.MEMORY}\nc.SandboxPolicy.max_processes = {hostile.PROCS}\n")
+        layout = course_layout.resolve(str(course), str(base / name / "state"), str(base / name / "exchange"))
+        release.release(layout, tiny_course.ASSIGNMENT, publish=False)
+        released = layout.step_dir("release", ".", tiny_course.ASSIGNMENT) / f"{tiny_course.NOTEBOOK}.ipynb"
+        for student, answers in hostile.CASES.items():
+            if name == "alone" and student not in hostile.HONEST:
+                continue
+            folder = layout.step_dir("submitted", student, tiny_course.ASSIGNMENT)
+            folder.mkdir(parents=True)
+            nbformat.write(tiny_course.make_submission(released, answers), folder / f"{tiny_course.NOTEBOOK}.ipynb")
+            (folder / "timestamp.txt").write_text("2030-01-01 00:00:00.000000 UTC")
+        layouts[name] = layout
+
+    def cmd(layout, jobs: int, *students: str) -> list[str]:
+        return [sys.executable, "-m", "academy", "course", "--course-dir", str(layout.course_dir), "--state-dir",
+                str(layout.state_dir), "autograde", tiny_course.ASSIGNMENT, "--jobs", str(jobs),
+                "--cell-timeout", "30", "--notebook-timeout", "90", *students]
+
+    seconds, _, _ = timed(cmd(layouts["hostile"], 2), REPO, "hostile")
+    alone = {}
+    for student in sorted(hostile.HONEST):
+        timed(cmd(layouts["alone"], 1, "--students", student), REPO, "alone")
+        alone[student] = scores(layouts["alone"], tiny_course.ASSIGNMENT)[student]
+    batch = scores(layouts["hostile"], tiny_course.ASSIGNMENT)
+    in_batch = {s: batch.get(s) for s in alone}
+    return seconds, in_batch == alone and len(alone) == len(hostile.HONEST), {"alone": alone, "in_batch": in_batch}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=40)
@@ -121,6 +163,7 @@ def main() -> int:
     parser.add_argument("--assignment", default="a1_numpy_foundations")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat both methods in ABBA order and keep each one's fastest run (shared machines)")
+    parser.add_argument("--no-hostile", action="store_true", help="skip the hostile batch")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root: the sandbox runs student code as the academy-grader account", file=sys.stderr)
@@ -149,6 +192,7 @@ def main() -> int:
             "stock_exit": stock_proc.returncode, "ours_exit": ours_proc.returncode,
             "stock_integrity": integrity(stock), "ours_integrity": integrity(ours), "ours_failed_submissions": failed,
         }
+        hostile_s, honest_exact, honest_detail = (None, None, {}) if args.no_hostile else hostile_batch(base)
     identical = stock_scores == our_scores and len(our_scores) == args.submissions
     ratio = stock_s / ours_s
     gradebook_errors = int(errors["stock_integrity"] != "ok") + int(errors["ours_integrity"] != "ok") + failed
@@ -161,6 +205,9 @@ def main() -> int:
         print(f"{name:45} {secs:8.1f} {secs / args.submissions:13.2f} {cpu if cpu is None else round(cpu, 1)!s:>8}")
     print(f"speed-up {ratio:.2f}x (goal >= {GOAL}x): {'met' if ratio >= GOAL else 'NOT met'}")
     print(f"identical scores: {identical}; gradebook errors: {gradebook_errors}; details: {errors}")
+    if hostile_s is not None:
+        print(f"hostile batch (--jobs 2): {hostile_s:.1f} s; honest scores as graded alone: {honest_exact} "
+              f"{honest_detail}")
     if not identical:
         diff = {k: (stock_scores.get(k), our_scores.get(k)) for k in set(stock_scores) | set(our_scores)
                 if stock_scores.get(k) != our_scores.get(k)}
@@ -173,10 +220,12 @@ def main() -> int:
         "ours_s": round(ours_s, 2), "stock_cpu_s": stock_cpu, "ours_cpu_s": ours_cpu,
         "load_average_before": load_before, "load_average_after": load_after, "speedup": round(ratio, 3), "goal": GOAL, "goal_met": ratio >= GOAL,
         "identical_scores": identical, "gradebook_errors": gradebook_errors, "details": errors,
+        "hostile_batch_seconds": None if hostile_s is None else round(hostile_s, 2),
+        "honest_scores_exact": honest_exact, "honest_scores": honest_detail,
         "score_histogram": {str(k): list(our_scores.values()).count(k) for k in sorted(set(our_scores.values()))},
     }, indent=1))
     print(f"wrote {RESULTS}")
-    return 0 if identical and gradebook_errors == 0 else 1
+    return 0 if identical and gradebook_errors == 0 and honest_exact is not False else 1
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def collect(config: str | None) -> list[DoctorCheck]:
     checks = [DoctorCheck("config", True, f"{config_file(config)} ({cfg['backend']} backend, {cfg['auth']['type']} auth)")]
     checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_curriculum(cfg), check_user_reachable(cfg)]
     checks += backend_checks(cfg)
+    from academy.course.cleanup import doctor_check as grading_leftovers  # sandbox folders a killed grader left
+    checks.append(grading_leftovers())
     return checks
 
 

@@ -34,8 +34,9 @@ CODE_CASES = {
     "self_kill": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "failed", 0.0, "kernel died"),
     "ignores_interrupt": ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
                           "failed", 0.0, "ignored the interrupt"),
+    # The integrity check removes the hook before the first test cell, so it cannot stretch the notebook.
     "slow_cells": (SQUARES + "\nimport time\ntime.sleep(4)\nget_ipython().events.register('pre_run_cell', "
-                   "lambda info: time.sleep(4.8))", "failed", 0.0, "wall-time limit"),
+                   "lambda info: time.sleep(4.8))", "graded", 6.0, "flagged for the trainer"),
     "hides_tracebacks": ("get_ipython().showtraceback = lambda *a, **k: None\n"
                          "get_ipython()._showtraceback = lambda *a, **k: None\n" + tiny_course.WRONG["squares"],
                          "graded", 4.0, ""),
@@ -52,6 +53,7 @@ OTHER_CASES = {
     "snoop": ("graded", 6.0, ""),
     "not_a_notebook": ("failed", 0.0, "not a notebook"),
     "missing_notebook": ("failed", 0.0, "no notebook"),
+    "slow_notebook": ("failed", 0.0, "wall-time limit"),
 }
 EXPECTED = {s: (st, sc, msg) for s, (_, st, sc, msg) in CODE_CASES.items()} | OTHER_CASES
 
@@ -114,6 +116,9 @@ def hostile(tmp_path_factory, grader_account):
                                                         "mean": GOOD["mean"]})}
     files["not_a_notebook"] = {"problems.ipynb": b"PK\x03\x04 this is a zip, not a notebook"}
     files["missing_notebook"] = {"notes.txt": "I forgot to upload the notebook"}
+    nb = _nb(released, GOOD)
+    nb.cells += [nbformat.v4.new_code_cell("import time\ntime.sleep(4.5)") for _ in range(5)]  # each under 5 s
+    files["slow_notebook"] = {"problems.ipynb": nb}
     for student, content in files.items():
         place_submission(layout, student, "t1", content)
     settings = {"Execute.timeout": CELL_TIMEOUT, "SandboxKernelManager.notebook_time_limit": NOTEBOOK_LIMIT}

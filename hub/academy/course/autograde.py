@@ -25,7 +25,8 @@ from typing import Callable
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.utils import parse_utc
 
-from . import merge, reports
+from . import cleanup, merge, reports
+from .cleanup import cleanup_job
 from .layout import CourseLayout, LayoutError, check_id
 from .pool import JobOutcome, run_local
 from .reports import SubmissionReport
@@ -101,9 +102,14 @@ def _finish(layout: CourseLayout, request: AutogradeRequest, outcome: JobOutcome
                                      _timestamp(layout, spec.student, spec.assignment))
         if os.path.exists(real_autograded):
             shutil.rmtree(real_autograded)  # stale output of an earlier run must not become feedback
+    cleanup_job(spec)  # a killed or crashed worker leaves its kernel's folder and cgroup: remove them now
+    message = result.message or "; ".join(result.notes)
+    if result.flags and not result.message:
+        message = "flagged for the trainer: it changed what the tests rely on" + (f"; {message}" if message else "")
     report = SubmissionReport(student=spec.student, assignment=spec.assignment, status=result.status,
-                              message=result.message, score=score.score, max_score=score.max_score,
-                              seconds=outcome.seconds, backend=request.backend)
+                              message=message[:500], score=score.score, max_score=score.max_score,
+                              seconds=outcome.seconds, backend=request.backend, flags=result.flags,
+                              notes=result.notes, traceback=result.traceback)
     reports.save(layout, report)
     return report
 
@@ -137,14 +143,19 @@ def autograde(layout: CourseLayout, request: AutogradeRequest,
     tmp_base = layout.state_dir / "tmp"
     tmp_base.mkdir(exist_ok=True)
     run_dir = tempfile.mkdtemp(prefix=f"autograde-{request.assignment}-", dir=tmp_base)
+    scratch = cleanup.make_run_scratch() if request.backend == "local" else None
+    previous = cleanup.sigterm_as_exit()  # so the finally below also runs when the batch is terminated
+    outcomes = None
     try:
         snapshot = os.path.join(run_dir, "snapshot.db")
         merge.snapshot(layout.db_url, snapshot)
         specs = []
-        for student in students:
+        for number, student in enumerate(students):
             settings = dict(request.settings)
             if request.backend == "slurm":
                 settings.setdefault("SandboxKernelManager.sandbox_user", student)  # the student's own uid
+            if scratch:
+                settings.update(cleanup.job_scratch(scratch, number))
             specs.append(JobSpec(
                 student=student, assignment=request.assignment,
                 submitted_dir=str(layout.step_dir("submitted", student, request.assignment)),
@@ -168,4 +179,9 @@ def autograde(layout: CourseLayout, request: AutogradeRequest,
                     on_report(report)
         return sorted(done, key=lambda r: r.student)
     finally:
+        if hasattr(outcomes, "close"):
+            outcomes.close()  # stops the workers (and their kernels) before their folders go
         shutil.rmtree(run_dir, ignore_errors=True)
+        if scratch:
+            cleanup.remove_run_scratch(scratch)
+        cleanup.restore_sigterm(previous)

@@ -170,7 +170,8 @@ def cmd_autograde(args) -> int:
     table = Table("student", "status", "score", "seconds", "message", title=f"autograde {args.assignment}")
     for r in done:
         colour = "green" if r.status == "graded" else "red"
-        table.add_row(r.student, f"[{colour}]{r.status}[/]", f"{r.score:g}/{r.max_score:g}", f"{r.seconds:.1f}",
+        status = f"[{colour}]{r.status}[/]" + (" [yellow]flagged[/]" if r.flagged else "")
+        table.add_row(r.student, status, f"{r.score:g}/{r.max_score:g}", f"{r.seconds:.1f}",
                       r.message)
     console.print(table)
     failed = sum(r.status != "graded" for r in done)
@@ -199,15 +200,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_cleanup(args) -> int:
+    from .cleanup import remove_leftovers
+    removed = remove_leftovers()
+    for path in removed:
+        console.print(f"removed {path}")
+    console.print(f"{len(removed)} leftovers removed")
+    return 0
+
+
 def cmd_status(args) -> int:
     from .status import assignment_status, course_status
     layout = _layout(args)
     rows = [assignment_status(layout, args.assignment)] if args.assignment else course_status(layout)
-    table = Table("assignment", "released", "in exchange", "collected", "graded", "failed", "feedback",
+    table = Table("assignment", "released", "in exchange", "collected", "graded", "failed", "flagged", "feedback",
                   "mean score", title=f"course {layout.course_id}")
     for s in rows:
         table.add_row(s.assignment, "yes" if s.released else "no", "-" if s.submitted is None else str(s.submitted),
-                      str(s.collected), str(s.graded), str(s.failed), str(s.feedback),
+                      str(s.collected), str(s.graded), str(s.failed), str(s.flagged), str(s.feedback),
                       "-" if s.mean_score is None else f"{s.mean_score:g}/{s.max_score:g}")
     console.print(table)
     return 0
@@ -291,3 +301,6 @@ def register(subparsers) -> None:
     p = sub.add_parser("status", help="how far each assignment has come through the pipeline")
     p.add_argument("assignment", nargs="?")
     p.set_defaults(func=_run(cmd_status))
+
+    p = sub.add_parser("cleanup", help="remove sandbox folders and cgroups a killed grading run left (root)")
+    p.set_defaults(func=cmd_cleanup)

@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .layout import CourseLayout, check_id
+from . import limits
 
-MAX_FILES = 200
-MAX_BYTES = 100 * 1024**2
+MAX_FILES = limits.SUBMISSION_MAX_FILES  # one limit from submit to grading
+MAX_BYTES = limits.SUBMISSION_MAX_BYTES
 MAX_DEPTH = 6
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"  # what nbgrader's parse_utc reads
 
@@ -175,7 +176,7 @@ def submit(layout: CourseLayout, assignment: str, src: Path) -> Path:
                 total += os.path.getsize(path)
                 if count > MAX_FILES or total > MAX_BYTES:
                     shutil.rmtree(tmp, ignore_errors=True)
-                    raise ExchangeError(f"submission too large (max {MAX_FILES} files, {MAX_BYTES // 2**20} MiB)")
+                    raise ExchangeError(limits.too_large(count, total))
                 shutil.copyfile(path, tmp / rel / name)
         final = box / assignment
         if final.exists():
@@ -219,7 +220,7 @@ def _read_tree(dir_fd: int, depth: int, budget: list[int]) -> tuple[dict[str, by
                 budget[0] -= 1
                 budget[1] -= fst.st_size
                 if budget[0] < 0 or budget[1] < 0:
-                    raise ExchangeError(f"submission too large (max {MAX_FILES} files, {MAX_BYTES // 2**20} MiB)")
+                    raise ExchangeError(limits.too_large(MAX_FILES - budget[0], MAX_BYTES - budget[1]))
                 with os.fdopen(os.dup(fd), "rb") as fh:
                     files[name] = fh.read(fst.st_size + 1)
                 newest = max(newest, fst.st_ctime)

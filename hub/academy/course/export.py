@@ -2,7 +2,8 @@
 
 ``grades.csv`` is exactly what ``nbgrader export`` writes.  ``tests.csv`` has one row per student,
 assignment, notebook and grade cell (auto, manual and final score) with the grading status and
-message from :mod:`academy.course.reports`, so a failed submission is visible next to its zeros.
+message from :mod:`academy.course.reports`, so a failed submission is visible next to its zeros, and
+whether the submission was flagged for tampering, with what it changed.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from . import reports
 from .layout import CourseLayout
 
 TEST_COLUMNS = ["assignment", "student_id", "notebook", "grade_id", "max_score", "auto_score",
-                "manual_score", "extra_credit", "score", "needs_manual_grade", "status", "message"]
+                "manual_score", "extra_credit", "score", "needs_manual_grade", "status", "message", "flagged", "flags"]
 
 
 def export(layout: CourseLayout, out_dir: Path, assignment: str | None = None) -> tuple[Path, Path]:
@@ -46,5 +47,6 @@ def export(layout: CourseLayout, out_dir: Path, assignment: str | None = None) -
                                 name, sub.student.id, nb.name, grade.name, grade.max_score, grade.auto_score,
                                 grade.manual_score, grade.extra_credit, grade.score, grade.needs_manual_grade,
                                 report.status if report else "", report.message if report else "",
+                                bool(report and report.flagged), " | ".join(report.flags) if report else "",
                             ])
     return grades, tests

@@ -43,6 +43,9 @@ class JobResult:
     message: str = ""
     seconds: float = 0.0
     log: str = ""
+    flags: list = field(default_factory=list)  # what a tampering submission changed, for the trainer
+    notes: list = field(default_factory=list)  # limits hit, cells ignored: said to trainer and student
+    traceback: str = ""  # the grader-side traceback of a failure, kept after the job folder is gone
 
     @classmethod
     def load(cls, path: str) -> "JobResult":

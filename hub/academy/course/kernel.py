@@ -27,13 +27,32 @@ import time
 
 from jupyter_client.kernelspec import KernelSpec, NoSuchKernel
 from nbformat.v4 import new_output
-from traitlets import Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Integer, List, TraitError, Unicode, default, validate
 
+from jupyter_core.utils import run_sync
 from nbgrader.preprocessors import Execute
 
 from academy.promptkernel import PromptKernelManager
 
+from . import integrity
+from .confine import SAFE_PATH
+from .limits import SubmissionGroup
 from .sandbox import SandboxPolicy
+
+
+#: Bytes of a kernel's own stdout/stderr kept in the job's kernel log (bwrap errors fit easily).
+KERNEL_LOG_BYTES = 64 * 1024
+
+
+def _drain(fd: int, path: str) -> None:
+    """Copy the first KERNEL_LOG_BYTES of a kernel's stdout/stderr to its log, discard the rest until EOF."""
+    kept = 0
+    with os.fdopen(fd, "rb", buffering=0) as pipe, open(path, "ab") as log:
+        while chunk := pipe.read(65536):
+            if kept < KERNEL_LOG_BYTES:
+                log.write(chunk[:KERNEL_LOG_BYTES - kept])
+                log.flush()
+                kept += len(chunk)
 
 
 class SandboxKernelManager(PromptKernelManager):
@@ -58,6 +77,9 @@ class SandboxKernelManager(PromptKernelManager):
     scratch_root = Unicode(
         "", help="Directory for the per-kernel sandbox folders (default: the system temp directory)."
     ).tag(config=True)
+    run_tag = Unicode(
+        "", help="Tag of the grading run in the names of its cgroups, so the parent can sweep what a crash left."
+    ).tag(config=True)
 
     @validate("notebook_time_limit")
     def _positive(self, proposal):
@@ -69,6 +91,7 @@ class SandboxKernelManager(PromptKernelManager):
         super().__init__(**kwargs)
         self.transport = "ipc"
         self._box: str | None = None
+        self._group: SubmissionGroup | None = None
         self._watchdog: threading.Timer | None = None
         self.policy = SandboxPolicy(parent=self)
 
@@ -102,6 +125,9 @@ class SandboxKernelManager(PromptKernelManager):
                     shutil.copyfile(src, dst)
                     os.chown(dst, user.uid, user.gid)
         self._work, self._ipc = work, ipc
+        if self.policy.use_cgroups and SubmissionGroup.available():
+            self._group = SubmissionGroup(self.run_tag)
+            self._group.apply_submission(self.policy.memory_limit, self.policy.max_processes, self.policy.cpus)
         self.ip = os.path.join(ipc, "k")
         self.connection_file = os.path.join(ipc, "kernel.json")
 
@@ -113,14 +139,24 @@ class SandboxKernelManager(PromptKernelManager):
         inner = super().format_kernel_cmd(extra_arguments)
         os.chown(self.connection_file, self._user.uid, self._user.gid)
         env = {"NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde")}
-        return self.policy.command(inner, user=self._user, workdir=self._work, ipc_dir=self._ipc, env=env)
+        procs = self._group.procs_files() if self._group else None
+        return self.policy.command(inner, user=self._user, workdir=self._work, ipc_dir=self._ipc, env=env,
+                                   cgroup_procs=procs)
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
-        kw.pop("env", None)  # the grader's environment must not reach the kernel; bwrap sets its own
+        # Not even the sandbox's init process may hold the grader's environment (tokens, database URLs):
+        # confine.py starts from this and execs with PATH alone; bwrap then sets the kernel's own.
+        kw["env"] = {"PATH": SAFE_PATH}
         if self.kernel_log:
-            with open(self.kernel_log, "ab") as log:
-                kw["stdout"] = kw["stderr"] = log
+            # A pipe, not the log file itself: the kernel keeps its stdout/stderr descriptors, and student
+            # code must not hold a writable descriptor of a grader file (it could fill the grader's disk).
+            read_end, write_end = os.pipe()
+            kw["stdout"] = kw["stderr"] = write_end
+            try:
                 await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                os.close(write_end)
+            threading.Thread(target=_drain, args=(read_end, self.kernel_log), daemon=True).start()
         else:
             kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
             await super()._async_launch_kernel(kernel_cmd, **kw)
@@ -147,7 +183,19 @@ class SandboxKernelManager(PromptKernelManager):
         if self._watchdog is not None:
             self._watchdog.cancel()
         await super()._async_cleanup_resources(restart=restart)
-        if self._box and not restart:
+        if restart:
+            return
+        self.release_sandbox()
+
+    def release_sandbox(self) -> None:
+        """Kill what is left of the sandbox, record its usage and delete its folder; safe to call twice."""
+        if self._group is not None:
+            group, self._group = self._group, None
+            try:
+                self._record(group.end_with_usage().to_event())
+            except OSError:
+                pass
+        if self._box:
             shutil.rmtree(self._box, ignore_errors=True)
             self._box = None
 
@@ -171,18 +219,79 @@ class SandboxExecute(Execute):
         # graceful shutdown would only add up to a second of polling per notebook.
         return "immediate"
 
+    max_errors = Integer(
+        50, help="Error outputs kept per notebook beyond the first of each cell (tracebacks are shortened too)."
+    ).tag(config=True)
+    max_traceback_lines = Integer(20, help="Traceback entries kept per error (the last ones).").tag(config=True)
+    max_error_chars = Integer(2000, help="Characters kept per traceback entry and per error message.").tag(
+        config=True)
+    check_integrity = Bool(
+        True, help="Check and restore what tests rely on before and after each test cell; flag changes."
+    ).tag(config=True)
+
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
         super().__init__(*args, **kwargs)
         self._kept = 0
         self._truncated = False
+        self._errors = 0
+        self._set_up = False
 
     def preprocess(self, nb, resources=None, km=None):
-        self._kept, self._truncated = 0, False
+        self._kept, self._truncated, self._errors, self._set_up = 0, False, 0, False
         return super().preprocess(nb, resources, km=km)
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader", {})
+        is_test = cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
+        if not (self.check_integrity and cell.cell_type == "code"):
+            return super().preprocess_cell(cell, resources, index)
+        if not self._set_up:  # before the first code cell: no student code has run yet
+            self._set_up = True
+            run_sync(self._silent)(integrity.SETUP)
+        if is_test:
+            self._flag(meta.get("grade_id", f"cell {index}"), "before",
+                       integrity.parse(run_sync(self._silent)(integrity.CHECK, integrity.RESULT_EXPR)))
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        if is_test:
+            changes = integrity.parse(run_sync(self._silent)(integrity.CHECK, integrity.RESULT_EXPR))
+            if changes:
+                self._flag(meta.get("grade_id", f"cell {index}"), "during", changes)
+                # Its own run changed what it relies on: its verdict cannot be trusted, so it fails.
+                cell.outputs.append(new_output("error", ename="IntegrityError", evalue=(
+                    "this test cell's run changed what tests rely on: " + "; ".join(changes))[:1000],
+                    traceback=["IntegrityError: the test environment was changed while this test ran"]))
+        return cell, resources
+
+    async def _silent(self, code: str, expression: str | None = None):
+        exprs = {"r": expression} if expression else {}
+        try:
+            msg_id = self.kc.execute(code, silent=True, store_history=False, user_expressions=exprs)
+            return await self.async_wait_for_reply(msg_id)
+        except Exception:  # noqa: BLE001 - a dead or hung kernel: the cell itself will report it
+            return None
+
+    def _flag(self, grade_id: str, when: str, changes: list[str]) -> None:
+        if changes and isinstance(self.km, SandboxKernelManager):
+            self.km._record({"event": "tampering", "cell": grade_id, "when": when, "changes": changes})
+
+    def _shorten_error(self, content: dict) -> dict:
+        n = self.max_error_chars
+        return dict(content, ename=str(content.get("ename", ""))[:200], evalue=str(content.get("evalue", ""))[:n],
+                    traceback=[str(t)[:n] for t in list(content.get("traceback", []))[-self.max_traceback_lines:]])
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
+        kind = msg["msg_type"]
+        if kind == "error":  # errors are always shortened and counted: their number and size are capped too
+            has_error = any(o.get("output_type") == "error" for o in outs)
+            if has_error and self._errors >= self.max_errors:
+                return None
+            self._errors += 1
+            if "No space left on device" in str(content.get("evalue", "")) and isinstance(self.km, SandboxKernelManager):
+                self.km._record({"event": "scratch_full", "limit": self.km.policy.scratch_size})
+            msg = dict(msg, content=self._shorten_error(content))
+            content = msg["content"]
         size = len(json.dumps(content, default=str))
         if self._kept + size <= self.max_output_bytes:
             self._kept += size
@@ -192,13 +301,10 @@ class SandboxExecute(Execute):
             # stdout, not stderr: nbgrader scores a grade cell with any stderr output as failed.
             outs.append(new_output("stream", name="stdout", text=(
                 f"\n[grader] output truncated: this notebook printed more than {self.max_output_bytes} bytes\n")))
-        # Over the cap, errors and one bit of stderr per cell are still kept (shortened): they decide scores,
-        # so flooding the output must never make a failing test look like a passing one.
-        kind = msg["msg_type"]
-        if kind == "error":
-            short = dict(content, evalue=str(content.get("evalue", ""))[:1000],
-                         traceback=list(content.get("traceback", []))[-20:])
-            return super().output(outs, dict(msg, content=short), display_id, cell_index)
+        # Over the cap, one error and one bit of stderr per cell are still kept (shortened): they decide
+        # scores, so flooding the output must never make a failing test look like a passing one.
+        if kind == "error" and not any(o.get("output_type") == "error" for o in outs):
+            return super().output(outs, msg, display_id, cell_index)
         if kind == "stream" and content.get("name") == "stderr" and not any(
                 o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs):
             short = dict(content, text=str(content.get("text", ""))[:1000])

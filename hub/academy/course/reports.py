@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .layout import CourseLayout
 
@@ -25,6 +25,13 @@ class SubmissionReport:
     max_score: float
     seconds: float
     backend: str
+    flags: list = field(default_factory=list)  # tampering found: the submission is flagged for the trainer
+    notes: list = field(default_factory=list)  # limits hit and cells ignored, in words
+    traceback: str = ""  # why grading failed, as the trainer needs it (the job folder is deleted)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
 
 
 def save(layout: CourseLayout, report: SubmissionReport) -> None:
@@ -41,5 +48,6 @@ def load_all(layout: CourseLayout, assignment: str) -> dict[str, SubmissionRepor
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             data = json.loads(path.read_text())
-            reports[data["student"]] = SubmissionReport(**data)
+            known = SubmissionReport.__dataclass_fields__
+            reports[data["student"]] = SubmissionReport(**{k: v for k, v in data.items() if k in known})
     return reports

@@ -9,9 +9,15 @@ exist in that view, so nothing depends on file permissions (the checkout is worl
 network, IPC, PID and UTS namespaces are private; the kernel talks to the grader over ZeroMQ ``ipc``
 sockets in a directory bound at the same path on both sides.
 
-Limits are kernel rlimits set with ``prlimit`` before the privilege drop, so they survive it: address
-space (memory), processes, file size, open files, CPU seconds and no core dumps.  Wall-clock limits
-per cell and per notebook are enforced from outside by :mod:`academy.course.kernel`.
+Limits belong to the submission: where cgroups are writable (root, local backend) each kernel gets its
+own cgroup for processes, memory (tmpfs files included) and CPU (:mod:`academy.course.limits`); the
+kernel rlimits set with ``prlimit`` before the privilege drop add per-process bounds: address space,
+file size, open files, CPU seconds and no core dumps (and, without cgroups, processes).  Everything a
+student can write is a size-limited tmpfs (``/tmp``, ``/dev/shm`` and ``/submission``, which starts as
+a copy of the read-only submission), so no submission fills a disk.  Before bubblewrap starts,
+:mod:`academy.course.confine` joins the cgroup, a fresh session keyring, closes inherited descriptors
+and clears the environment.  Wall-clock limits per cell and per notebook are enforced from outside by
+:mod:`academy.course.kernel`.
 """
 from __future__ import annotations
 
@@ -22,11 +28,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from traitlets import Bool, Integer, List, TraitError, Unicode, validate
+from traitlets import Bool, Float, Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 #: Where the submission's private working copy appears inside the sandbox.
 SANDBOX_WORKDIR = "/submission"
+_SUBMISSION_SRC = "/.submission-files"
+_CONFINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "confine.py")
 
 # Environment the kernel sees: nothing of the grader's environment leaks in (hub tokens, paths).
 _FIXED_ENV = {
@@ -66,8 +74,21 @@ class SandboxPolicy(Configurable):
         2 * 1024**3, help="Address-space limit (RLIMIT_AS) of the kernel, in bytes; a memory bomb gets MemoryError."
     ).tag(config=True)
     max_processes = Integer(
-        256, help="RLIMIT_NPROC for the sandbox account (threads count too); stops fork bombs."
+        256, help="Processes and threads one submission may run (its cgroup's pids.max; RLIMIT_NPROC of the "
+                  "sandbox account when cgroups are not writable); stops fork bombs."
     ).tag(config=True)
+    account_processes = Integer(
+        16384, help="RLIMIT_NPROC of the sandbox account when per-submission cgroups are in use: a backstop only, "
+                    "far above max_processes times the number of parallel jobs."
+    ).tag(config=True)
+    scratch_size = Integer(
+        256 * 1024**2, help="Size in bytes of each writable tmpfs in the sandbox (/tmp, /dev/shm, /submission); "
+                            "the memory limit counts their contents too."
+    ).tag(config=True)
+    use_cgroups = Bool(
+        True, help="Give each submission its own cgroup (processes, memory, CPU) when cgroups are writable."
+    ).tag(config=True)
+    cpus = Float(1.0, help="CPU cores one submission's cgroup may use.").tag(config=True)
     max_file_size = Integer(
         64 * 1024**2, help="Largest file the kernel may write (RLIMIT_FSIZE), in bytes."
     ).tag(config=True)
@@ -92,7 +113,8 @@ class SandboxPolicy(Configurable):
         Unicode(), help="Further host paths to show read-only at the same path (e.g. a shared dataset)."
     ).tag(config=True)
 
-    @validate("memory_limit", "max_processes", "max_file_size", "max_open_files", "cpu_time_limit")
+    @validate("memory_limit", "max_processes", "max_file_size", "max_open_files", "cpu_time_limit",
+              "account_processes", "scratch_size", "cpus")
     def _positive(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"SandboxPolicy.{proposal['trait'].name} must be positive, got {proposal['value']}")
@@ -125,11 +147,16 @@ class SandboxPolicy(Configurable):
             if shutil.which(tool) is None:
                 raise SandboxError(f"{tool!r} not found; install Debian packages bubblewrap and util-linux")
 
-    def limits_prefix(self) -> list[str]:
-        return [
+    def limits_prefix(self, cgroup_procs: list[str] | None = None) -> list[str]:
+        confine = [sys.executable, "-I", "-S", _CONFINE]
+        for procs in cgroup_procs or []:
+            confine += ["--cgroup", procs]
+        nproc = self.account_processes if cgroup_procs else self.max_processes
+        return confine + [
+            "--",
             "prlimit",
             f"--as={self.memory_limit}",
-            f"--nproc={self.max_processes}",
+            f"--nproc={nproc}",
             f"--fsize={self.max_file_size}",
             f"--nofile={self.max_open_files}",
             f"--cpu={self.cpu_time_limit}",
@@ -154,8 +181,8 @@ class SandboxPolicy(Configurable):
         return args
 
     def command(self, inner: list[str], *, user: SandboxUser, workdir: str, ipc_dir: str,
-                env: dict[str, str] | None = None) -> list[str]:
-        """The full argv: rlimits, privilege drop, bubblewrap, then ``inner`` inside the sandbox."""
+                env: dict[str, str] | None = None, cgroup_procs: list[str] | None = None) -> list[str]:
+        """The full argv: confinement, rlimits, privilege drop, bubblewrap, then ``inner`` in the sandbox."""
         environment = dict(_FIXED_ENV)
         environment["PATH"] = f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin"
         environment["USER"] = environment["LOGNAME"] = user.name
@@ -172,13 +199,17 @@ class SandboxPolicy(Configurable):
             bw += ["--setenv", key, value]
         # The private /tmp comes first: bwrap applies mounts in order, and a checkout (with its
         # venv) may itself live under /tmp, as CI's does; a later tmpfs would hide it.
-        bw += ["--tmpfs", "/tmp"]
+        size = str(self.scratch_size)
+        bw += ["--size", size, "--tmpfs", "/tmp"]
         bw += self._runtime_binds()
-        bw += ["--proc", "/proc", "--dev", "/dev",
+        bw += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm",
                "--bind", ipc_dir, ipc_dir,
-               "--bind", workdir, SANDBOX_WORKDIR,
+               "--ro-bind", workdir, _SUBMISSION_SRC,
+               "--size", size, "--tmpfs", SANDBOX_WORKDIR,
                "--chdir", SANDBOX_WORKDIR, "--"]
-        return self.limits_prefix() + drop + bw + list(inner)
+        # The writable working copy lives in the size-limited tmpfs; the host copy stays read-only.
+        copy = ["/bin/sh", "-c", f'cp -R {_SUBMISSION_SRC}/. {SANDBOX_WORKDIR}/ 2>/dev/null; exec "$@"', "sh"]
+        return self.limits_prefix(cgroup_procs) + drop + bw + copy + list(inner)
 
 
 def ensure_account(name: str) -> SandboxUser:

@@ -22,6 +22,7 @@ class AssignmentStatus:
     collected: int
     graded: int
     failed: int
+    flagged: int  # graded, but it changed what tests rely on: a trainer should look
     feedback: int
     mean_score: float | None
     max_score: float | None
@@ -48,6 +49,7 @@ def assignment_status(layout: CourseLayout, assignment: str) -> AssignmentStatus
         collected=_count(layout, "submitted", assignment),
         graded=len(graded),
         failed=sum(1 for r in recs if r.status != "graded"),
+        flagged=sum(1 for r in recs if r.flagged),
         feedback=_count(layout, "feedback", assignment),
         mean_score=round(sum(r.score for r in graded) / len(graded), 2) if graded else None,
         max_score=next((r.max_score for r in recs), None),

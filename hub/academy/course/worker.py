@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import asdict
 
@@ -31,24 +32,37 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
+from . import cells, depth, limits
+from .cells import FairCells
 from .jobs import JobResult, JobSpec, job_paths
 from .kernel import SandboxExecute
 
-#: Largest file copied from a submission into the job (anything bigger is not a course file).
-MAX_SUBMITTED_FILE = 50 * 1024**2
+class SubmissionTooLarge(Exception):
+    """Over the one size limit that ``submit`` also enforces (:mod:`academy.course.limits`)."""
 
 
 def _copy_submission(src: str, dst: str) -> None:
-    """Copy plain files only (no links, no devices, bounded size); the parent already validated ids."""
+    """Copy plain files only (no links, no devices), within the submission size limit; ids already validated."""
+    count = total = 0
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
         rel = os.path.relpath(dirpath, src)
         os.makedirs(os.path.join(dst, rel), exist_ok=True)
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
         for name in filenames:
             path = os.path.join(dirpath, name)
-            if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > MAX_SUBMITTED_FILE:
+            if os.path.islink(path) or not os.path.isfile(path):
                 continue
+            count, total = count + 1, total + os.path.getsize(path)
+            if count > limits.SUBMISSION_MAX_FILES or total > limits.SUBMISSION_MAX_BYTES:
+                raise SubmissionTooLarge(limits.too_large(count, total))
             shutil.copyfile(path, os.path.join(dst, rel, name))
+            if name.endswith(".ipynb"):
+                note = depth.flatten_if_deep(os.path.join(dst, rel, name))
+                if note:
+                    _NOTES.append(note)
+
+
+_NOTES: list[str] = []  # notes from preparing the submission (one job at a time per worker)
 
 
 def _config(spec: JobSpec, paths: dict[str, str]) -> Config:
@@ -57,6 +71,9 @@ def _config(spec: JobSpec, paths: dict[str, str]) -> Config:
     cfg.CourseDirectory.db_url = f"sqlite:///{paths['db']}"
     steps = cfg.Autograde.get("autograde_preprocessors") or Autograde.class_traits()["autograde_preprocessors"].default()
     cfg.Autograde.autograde_preprocessors = [SandboxExecute if step is Execute else step for step in steps]
+    sanitize = cfg.Autograde.get("sanitize_preprocessors") or Autograde.class_traits()["sanitize_preprocessors"].default()
+    cfg.Autograde.sanitize_preprocessors = [FairCells] + [s for s in sanitize if s is not FairCells]
+    cfg.FairCells.event_log = paths["events"]
     cfg.SandboxKernelManager.event_log = paths["events"]
     cfg.SandboxKernelManager.kernel_log = paths["kernel_log"]
     if spec.sandbox_user:
@@ -67,11 +84,22 @@ def _config(spec: JobSpec, paths: dict[str, str]) -> Config:
     return cfg
 
 
+def _events(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 def _explain(text: str, events: list[dict], notebook_limit: int) -> str:
     """Turn nbgrader's log of a failed run into one line a trainer can act on."""
-    if any(e.get("event") == "notebook_time_limit" for e in events):
-        seconds = events[-1].get("seconds", notebook_limit)
+    timed = [e for e in events if e.get("event") == "notebook_time_limit"]
+    if timed:
+        seconds = timed[-1].get("seconds", notebook_limit)
         return f"a notebook ran longer than its {seconds} s wall-time limit; its kernel was killed"
+    hits = limits.explain(events)
+    if hits and ("DeadKernelError" in text or "Kernel died" in text):
+        return "the kernel died: the submission " + "; ".join(hits)
     checks = [
         ("NoSuchKernel", "the notebook asks for a kernel that is not allowed for grading"),
         ("No notebooks were matched", "no notebook of this assignment was submitted"),
@@ -84,12 +112,34 @@ def _explain(text: str, events: list[dict], notebook_limit: int) -> str:
         ("Timeout waiting for IOPub", "a cell ran past the per-cell time limit and ignored the interrupt"),
         ("UnresponsiveKernelError", "the kernel stopped responding and could not be interrupted"),
         ("SchemaTooOldError", "a notebook uses an old nbgrader metadata format"),
+        ("RecursionError", "a submitted notebook is nested too deeply to be graded"),
     ]
     for needle, message in checks:
         if needle in text:
             return message
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith(" ")]
     return (lines[-1] if lines else "grading failed")[:300]
+
+
+def _flags(events: list[dict]) -> list[str]:
+    """One line per test cell around which what tests rely on had been changed."""
+    flags = []
+    for e in events:
+        if e.get("event") == "tampering":
+            where = "before test cell" if e.get("when") == "before" else "while running test cell"
+            flags.append(f"{where} {e.get('cell')}: " + "; ".join(e.get("changes", []))[:500])
+    return flags[:20]
+
+
+def cfg_scratch(spec: JobSpec) -> str:
+    return str(spec.settings.get("SandboxKernelManager.scratch_root", ""))
+
+
+def _clear_scratch(path: str) -> None:
+    """Delete every sandbox folder this job's kernels left (a kernel that died may skip its cleanup)."""
+    if path and os.path.isdir(path):
+        for name in os.listdir(path):
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
 
 
 def run_job(spec: JobSpec) -> JobResult:
@@ -102,6 +152,7 @@ def run_job(spec: JobSpec) -> JobResult:
     try:
         os.makedirs(paths["root"], exist_ok=True)
         submitted = os.path.join(paths["root"], "submitted", spec.student, spec.assignment)
+        _NOTES.clear()
         _copy_submission(spec.submitted_dir, submitted)
         shutil.copyfile(spec.snapshot_db, paths["db"])
         cfg = _config(spec, paths)
@@ -114,15 +165,22 @@ def run_job(spec: JobSpec) -> JobResult:
         result.log = outcome.get("log", "")[-20000:]
         if outcome["success"]:
             result.status = "graded"
-        else:
-            events = []
-            if os.path.exists(paths["events"]):
-                with open(paths["events"], encoding="utf-8") as fh:
-                    events = [json.loads(line) for line in fh if line.strip()]
+        events = _events(paths["events"])
+        result.flags = _flags(events)
+        result.notes = (["the submission " + hit for hit in limits.explain(events)] + cells.explain(events)
+                        + list(_NOTES))
+        if not outcome["success"]:
             limit = cfg.SandboxKernelManager.get("notebook_time_limit", 300)
             result.message = _explain(result.log + "\n" + outcome.get("error", ""), events, limit)
+            # nbgrader's "see the above traceback" points into its log: keep that log, not just the last line.
+            result.traceback = (result.log + "\n" + outcome.get("error", ""))[-20000:]
+    except SubmissionTooLarge as exc:
+        result.message = str(exc)
     except Exception as exc:  # the parent must always get a result file, whatever went wrong here
         result.message = f"grader error: {type(exc).__name__}: {exc}"[:300]
+        result.traceback = traceback.format_exc()[-20000:]
+    finally:
+        _clear_scratch(cfg_scratch(spec))
     result.seconds = round(time.monotonic() - start, 3)
     tmp = paths["result"] + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
