@@ -65,6 +65,9 @@ def test_empty_request_gets_first_allowed_profile_with_default_hours():
         ({"profile": "cpu", "hours": "1.5"}, "whole number"),
         ({"profile": "cpu", "hours": "2\n#SBATCH --exclusive"}, "whole number"),
         ({"profile": "cpu", "hours": True}, "whole number"),
+        ({"profile": "cpu", "hours": "３"}, "whole number"),
+        ({"profile": "cpu", "hours": "٣"}, "whole number"),
+        ({"profile": "cpu", "hours": "²"}, "whole number"),
         ({"profile": "cpu", "hours": ["1", "2"]}, "exactly one value"),
         ({"profile": "workshop"}, "limited to the groups workshop"),
     ],
@@ -80,3 +83,4 @@ def test_group_members_and_admins_may_use_restricted_profiles():
     """Do workshop members (and admins) get the workshop profile that others are refused?"""
     assert parse_user_options({"profile": "workshop"}, PROFILES, {"workshop"}).profile.slug == "workshop"
     assert parse_user_options({"profile": "h100-4"}, PROFILES, set(), is_admin=True).profile.slug == "h100-4"
+

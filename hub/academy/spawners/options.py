@@ -43,7 +43,8 @@ def parse_hours(value: Any, profile: Profile) -> int:
         raise OptionsError("hours: must be a whole number")
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit() or len(text) > 3:
+        # str.isdigit() also accepts "３", "٣" and "²" (which int() then rejects): ASCII digits only.
+        if not (text.isascii() and text.isdigit()) or len(text) > 3:
             raise OptionsError("hours: must be a whole number")
         value = int(text)
     if not isinstance(value, int):
