@@ -6,7 +6,7 @@ import yaml
 
 from academy.profiles import load_profiles, parse_profiles
 from academy.siteconfig import PROJECT_ROOT
-from academy.spawners.options import OptionsError, parse_user_options
+from academy.spawners.options import OptionsError, parse_user_options, preferred_profile
 from academy.validation import ConfigError
 
 PROFILES = load_profiles(PROJECT_ROOT / "spawner_config" / "profiles.yaml")
@@ -84,3 +84,20 @@ def test_group_members_and_admins_may_use_restricted_profiles():
     assert parse_user_options({"profile": "workshop"}, PROFILES, {"workshop"}).profile.slug == "workshop"
     assert parse_user_options({"profile": "h100-4"}, PROFILES, set(), is_admin=True).profile.slug == "h100-4"
 
+
+@pytest.mark.parametrize(
+    "groups, admin, slug",
+    [
+        (set(), False, "cpu"),
+        ({"workshop"}, False, "workshop"),
+        ({"sme"}, False, "h100-4"),
+        ({"researchers", "workshop"}, False, "workshop"),
+        ({"unrelated"}, False, "cpu"),
+        (set(), True, "cpu"),
+    ],
+)
+def test_group_members_get_their_groups_profile_by_default(groups, admin, slug):
+    """Does an empty request (what the form preselects) get the most specific profile made for the user's groups?"""
+    allowed = [p for p in PROFILES if p.allows(groups, admin)]
+    assert preferred_profile(allowed, groups).slug == slug
+    assert parse_user_options({}, PROFILES, groups, admin).profile.slug == slug

@@ -11,7 +11,7 @@ from tornado import web
 from traitlets import Bool, HasTraits, Unicode, default
 
 from academy.profiles import Profile, load_profiles
-from academy.spawners.options import OptionsError, SpawnRequest, parse_user_options
+from academy.spawners.options import OptionsError, SpawnRequest, parse_user_options, preferred_profile
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("academy", "templates"),
@@ -108,13 +108,15 @@ class ProfilePickerMixin(HasTraits):
         if not profiles:
             return '<p class="alert alert-warning">No resource profile is available to your account. Ask a trainer to add you to a group.</p>'
         availability = await self.profile_availability(profiles)
+        chosen = preferred_profile(profiles, self.user_groups())
         return _templates.get_template("spawn_form.html").render(
             profiles=profiles,
+            chosen=chosen.slug,
             availability=availability,
             note=self.form_note_text(),
             show_resources=self.show_resources,
             max_hours=max(p.max_hours for p in profiles),
-            default_hours=profiles[0].default_hours,
+            default_hours=chosen.default_hours,
         )
 
     def form_note_text(self) -> str:
