@@ -11,6 +11,7 @@ from academy.doctor_checks import (
     DoctorCheck,
     check_curriculum,
     check_port,
+    check_profile_memory,
     check_profiles,
     check_proxy,
     check_state_dir,
@@ -40,7 +41,7 @@ def collect(config: str | None) -> list[DoctorCheck]:
     except ConfigError as exc:
         return [DoctorCheck("config", False, str(exc))]
     checks = [DoctorCheck("config", True, f"{config_file(config)} ({cfg['backend']} backend, {cfg['auth']['type']} auth)")]
-    checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_curriculum(cfg), check_user_reachable(cfg)]
+    checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_profile_memory(cfg), check_curriculum(cfg), check_user_reachable(cfg)]
     checks += backend_checks(cfg)
     return checks
 
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     checks = collect(args.config)
     table = Table("check", "status", "detail", title="academy doctor")
     for check in checks:
-        table.add_row(check.name, "[green]ok[/green]" if check.ok else "[red]FAIL[/red]", check.detail)
+        status = "[red]FAIL[/red]" if not check.ok else "[yellow]warn[/yellow]" if check.warning else "[green]ok[/green]"
+        table.add_row(check.name, status, check.detail)
     Console(width=max(100, Console().width)).print(table)
     failed = [c.name for c in checks if not c.ok]
     if failed:

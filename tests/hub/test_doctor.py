@@ -80,3 +80,17 @@ def test_slurm_backend_without_a_controller_fails_the_scheduler_check(work):
     )
     assert proc.returncode == 1, proc.stdout
     assert "slurm" in proc.stdout.lower()
+
+
+def test_profiles_beyond_this_machines_memory_are_a_warning(work):
+    """Does doctor warn (not fail) about a local profile asking more memory than the machine has, naming it?"""
+    profiles = yaml.safe_load((REPO / "spawner_config" / "profiles.yaml").read_text())
+    profiles["profiles"][0]["memory"] = "64T"
+    path = work / "profiles.yaml"
+    path.write_text(yaml.safe_dump(profiles))
+    proc = doctor(write(work, free_port(), profiles_file=str(path)))
+    row = next(line for line in proc.stdout.splitlines() if "profile memory" in line)
+    assert "warn" in row and "capped" in row
+    assert f"{profiles['profiles'][0]['slug']} (64T)" in proc.stdout
+    assert "profile memory" not in proc.stdout.splitlines()[-1]
+
