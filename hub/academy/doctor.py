@@ -35,11 +35,13 @@ def backend_checks(cfg: dict) -> list[DoctorCheck]:
         return [DoctorCheck("slurm", False, f"Slurm checks could not run: {type(exc).__name__}: {exc}")]
 
 
-def collect(config: str | None) -> list[DoctorCheck]:
+def collect(config: str | None, port: int | None = None) -> list[DoctorCheck]:
     try:
         cfg = load_config(config)
     except ConfigError as exc:
         return [DoctorCheck("config", False, str(exc))]
+    if port:  # as `academy up --port` does, so doctor checks the port the hub will use
+        cfg["hub"]["port"] = port
     checks = [DoctorCheck("config", True, f"{config_file(config)} ({cfg['backend']} backend, {cfg['auth']['type']} auth)")]
     checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_profile_memory(cfg), check_curriculum(cfg), check_user_reachable(cfg)]
     checks += backend_checks(cfg)
@@ -47,7 +49,7 @@ def collect(config: str | None) -> list[DoctorCheck]:
 
 
 def run(args: argparse.Namespace) -> int:
-    checks = collect(args.config)
+    checks = collect(args.config, args.port)
     table = Table("check", "status", "detail", title="academy doctor")
     for check in checks:
         status = "[red]FAIL[/red]" if not check.ok else "[yellow]warn[/yellow]" if check.warning else "[green]ok[/green]"
@@ -63,4 +65,5 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("doctor", help="check config, ports, proxy, state dir and (slurm) the scheduler")
+    p.add_argument("--port", type=int, help="public port to check (overrides hub.port, as `academy up --port` does)")
     p.set_defaults(func=run)
