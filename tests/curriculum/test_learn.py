@@ -175,6 +175,24 @@ def test_buttons_reveal_hint_and_solution(progress):
     assert [e["kind"] for e in events(progress)] == ["hint", "solution"]
 
 
+def test_solution_button_renders_markdown_code_fences(progress):
+    """Does the Solution button show the solution as Markdown (fences rendered as code), replacing the hint?"""
+    ex = exercise("99_testing", "fenced", hint="Use `2 * x`.", solution="```python\ndef double(x):\n    return 2 * x\n```")(
+        lambda fn: None)
+    box = feedback_buttons(ex)
+    hint_btn, sol_btn = box.children[0].children
+    out = box.children[1]
+    hint_btn.click()
+    sol_btn.click()
+    [shown] = out.outputs
+    assert shown["output_type"] == "display_data"
+    assert shown["data"]["text/markdown"] == "📖 **Solution:**\n\n```python\ndef double(x):\n    return 2 * x\n```"
+    from nbconvert.filters.markdown import markdown2html_mistune
+
+    html = markdown2html_mistune(shown["data"]["text/markdown"])
+    assert "<pre" in html and "```" not in html and "double" in html
+
+
 def test_report_outside_a_kernel_prints_plain_json_safe_metrics(capsys):
     """Does report() turn numpy scalars and NaN into JSON-safe values and print them outside a kernel?"""
     np = pytest.importorskip("numpy")

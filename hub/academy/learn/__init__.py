@@ -186,20 +186,22 @@ def feedback_buttons(ex: Exercise) -> Any:
     """The Hint / Solution buttons for ``ex`` with the Output they print into (an ipywidgets ``VBox``)."""
     import ipywidgets as widgets
 
+    from academy.learn.widgets import show_markdown
+
     out = widgets.Output()
     hint_btn = widgets.Button(description="Hint", icon="lightbulb-o", tooltip=f"Show a hint for {ex.title or ex.name}")
     sol_btn = widgets.Button(
         description="Solution", icon="book", button_style="warning", tooltip="Show a worked solution"
     )
 
-    def reveal(show: Callable[[], str]) -> None:
-        # The latest reveal replaces the previous one so the cell does not grow with each click.
-        out.clear_output()
-        with out:
-            show()
+    def reveal(kind: str, text: str) -> None:
+        # Rendered as Markdown, so a solution's code fences show as code; each reveal replaces
+        # the previous one so the cell does not grow with each click.
+        record_event(ex.notebook, ex.name, kind, None)
+        show_markdown(out, text)
 
-    hint_btn.on_click(lambda _btn: reveal(ex.hint))
-    sol_btn.on_click(lambda _btn: reveal(ex.solution))
+    hint_btn.on_click(lambda _btn: reveal("hint", f"💡 **Hint:** {ex.hint_text}"))
+    sol_btn.on_click(lambda _btn: reveal("solution", f"📖 **Solution:**\n\n{ex.solution_text}"))
     return widgets.VBox([widgets.HBox([hint_btn, sol_btn]), out])
 
 
