@@ -211,6 +211,34 @@ def test_pick_device():
         pick_device("gpu0; rm -rf /")
 
 
+def test_pick_smoke_chooses_the_size_from_the_device():
+    """Does smoke "auto" mean small on a CPU and full size on a GPU, pass booleans through, and refuse nonsense?"""
+    assert learn.pick_smoke("auto", "cpu") is True
+    assert learn.pick_smoke("auto", "cuda:0") is False
+    assert learn.pick_smoke(False, "cpu") is False and learn.pick_smoke(True, "cuda") is True
+    with pytest.raises(ValueError, match="smoke must be"):
+        learn.pick_smoke("yes", "cpu")
+
+
+def test_rerunning_the_parameters_cell_keeps_device_usable(tmp_path):
+    """In a real kernel, does re-running the parameters cell after the imports cell leave a real device and size?"""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    parameters = 'smoke = "auto"\ndevice = "auto"'
+    cells = [
+        new_code_cell(parameters),
+        new_code_cell("from academy.learn import pick_device, pick_smoke\n"
+                      "device = pick_device(device)\nsmoke = pick_smoke(smoke, device)"),
+        new_code_cell(parameters),
+        new_code_cell("import torch\nprint(device, smoke, torch.ones(1, device=device).device.type)"),
+    ]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    want = learn.pick_device("auto")
+    assert "".join(o.get("text", "") for o in nb.cells[3].outputs).split() == [want, str(want == "cpu"), want]
+
+
 def test_buttons_and_metrics_in_a_real_kernel(tmp_path):
     """In a real ipykernel, does check() display the Hint/Solution widget and report() the metrics MIME bundle?"""
     from nbclient import NotebookClient

@@ -256,6 +256,7 @@ def pick_device(device: str = "auto") -> str:
     """Resolve the ``device`` notebook parameter: ``auto`` means CUDA when a GPU is visible."""
     if not isinstance(device, str) or not _DEVICE_RE.match(device):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', not {device!r}")
+    _keep_parameters_resolved()
     if device != "auto":
         return device
     try:
@@ -263,6 +264,44 @@ def pick_device(device: str = "auto") -> str:
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_smoke(smoke: bool | str, device: str) -> bool:
+    """Resolve the ``smoke`` notebook parameter: ``auto`` means small on a CPU, full size on a GPU."""
+    if smoke == "auto":
+        return not str(device).startswith("cuda")
+    if not isinstance(smoke, bool):
+        raise ValueError(f"smoke must be True, False or 'auto', not {smoke!r}")
+    return smoke
+
+
+_parameters_hook: Callable[..., None] | None = None
+
+
+def _keep_parameters_resolved() -> None:
+    """In a live kernel, re-resolve ``device`` and ``smoke`` after any cell that sets them back to "auto".
+
+    Re-running the parameters cell after the imports cell would otherwise leave ``device = "auto"``,
+    which torch cannot use, in every later cell.
+    """
+    global _parameters_hook
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or _parameters_hook is not None:
+        return
+
+    def resolve(*_args: Any) -> None:
+        ns = shell.user_ns
+        if ns.get("device") == "auto":
+            ns["device"] = pick_device("auto")
+        if ns.get("smoke") == "auto" and isinstance(ns.get("device"), str):
+            ns["smoke"] = pick_smoke("auto", ns["device"])
+
+    _parameters_hook = resolve
+    shell.events.register("post_run_cell", resolve)
 
 
 __all__ = [
@@ -274,6 +313,7 @@ __all__ = [
     "exercise",
     "feedback_buttons",
     "pick_device",
+    "pick_smoke",
     "progress_path",
     "record_event",
     "report",
