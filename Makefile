@@ -20,11 +20,12 @@ help:
 	@echo "make doctor     check the installation"
 	@echo "make bench      run the speed benchmarks (curriculum, autograde, spawn); results in benchmarks/results/"
 
+# `make up PORT=8200` (and `make doctor PORT=8200`) override hub.port of the site config.
 up: install
-	$(VENV)/bin/academy up
+	$(VENV)/bin/academy up $(if $(PORT),--port $(PORT))
 
 doctor: install
-	$(VENV)/bin/academy doctor
+	$(VENV)/bin/academy doctor $(if $(PORT),--port $(PORT))
 
 # Debian packages: installed when running as root, otherwise only checked.
 system-run:

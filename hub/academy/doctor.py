@@ -11,6 +11,7 @@ from academy.doctor_checks import (
     DoctorCheck,
     check_curriculum,
     check_port,
+    check_profile_memory,
     check_profiles,
     check_proxy,
     check_state_dir,
@@ -34,13 +35,15 @@ def backend_checks(cfg: dict) -> list[DoctorCheck]:
         return [DoctorCheck("slurm", False, f"Slurm checks could not run: {type(exc).__name__}: {exc}")]
 
 
-def collect(config: str | None) -> list[DoctorCheck]:
+def collect(config: str | None, port: int | None = None) -> list[DoctorCheck]:
     try:
         cfg = load_config(config)
     except ConfigError as exc:
         return [DoctorCheck("config", False, str(exc))]
+    if port:  # as `academy up --port` does, so doctor checks the port the hub will use
+        cfg["hub"]["port"] = port
     checks = [DoctorCheck("config", True, f"{config_file(config)} ({cfg['backend']} backend, {cfg['auth']['type']} auth)")]
-    checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_curriculum(cfg), check_user_reachable(cfg)]
+    checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_profile_memory(cfg), check_curriculum(cfg), check_user_reachable(cfg)]
     checks += backend_checks(cfg)
     from academy.course.cleanup import doctor_check as grading_leftovers  # sandbox folders a killed grader left
     checks.append(grading_leftovers())
@@ -48,10 +51,11 @@ def collect(config: str | None) -> list[DoctorCheck]:
 
 
 def run(args: argparse.Namespace) -> int:
-    checks = collect(args.config)
+    checks = collect(args.config, args.port)
     table = Table("check", "status", "detail", title="academy doctor")
     for check in checks:
-        table.add_row(check.name, "[green]ok[/green]" if check.ok else "[red]FAIL[/red]", check.detail)
+        status = "[red]FAIL[/red]" if not check.ok else "[yellow]warn[/yellow]" if check.warning else "[green]ok[/green]"
+        table.add_row(check.name, status, check.detail)
     Console(width=max(100, Console().width)).print(table)
     failed = [c.name for c in checks if not c.ok]
     if failed:
@@ -63,4 +67,5 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("doctor", help="check config, ports, proxy, state dir and (slurm) the scheduler")
+    p.add_argument("--port", type=int, help="public port to check (overrides hub.port, as `academy up --port` does)")
     p.set_defaults(func=run)

@@ -18,6 +18,7 @@ class DoctorCheck:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # ok, but something the operator should know (shown as "warn")
 
 
 def find_proxy(cfg: dict) -> str | None:
@@ -94,6 +95,26 @@ def check_profiles(cfg: dict) -> DoctorCheck:
     except ConfigError as exc:
         return DoctorCheck("profiles", False, str(exc))
     return DoctorCheck("profiles", True, f"{len(profiles)} profiles: {', '.join(p.slug for p in profiles)}")
+
+
+def check_profile_memory(cfg: dict) -> DoctorCheck:
+    """Local backend: profiles asking more memory than this machine has (their servers get what it has)."""
+    from academy.profiles import load_profiles
+    from academy.spawners import cgroups
+    from academy.validation import ConfigError
+
+    if cfg["backend"] != "local":
+        return DoctorCheck("profile memory", True, "Slurm allocates memory on the nodes")
+    try:
+        profiles = load_profiles(Path(cfg["profiles_file"]))
+    except ConfigError:
+        return DoctorCheck("profile memory", True, "see profiles")
+    machine = cgroups.machine_memory()
+    over = [f"{p.slug} ({p.memory})" for p in profiles if cgroups.parse_memory(p.memory) > machine]
+    if over:
+        return DoctorCheck("profile memory", True, f"this machine has {cgroups.gib(machine)}; capped at that: "
+                           f"{', '.join(over)}", warning=True)
+    return DoctorCheck("profile memory", True, f"every profile fits in this machine's {cgroups.gib(machine)}")
 
 
 def check_curriculum(cfg: dict) -> DoctorCheck:

@@ -175,6 +175,24 @@ def test_buttons_reveal_hint_and_solution(progress):
     assert [e["kind"] for e in events(progress)] == ["hint", "solution"]
 
 
+def test_solution_button_renders_markdown_code_fences(progress):
+    """Does the Solution button show the solution as Markdown (fences rendered as code), replacing the hint?"""
+    ex = exercise("99_testing", "fenced", hint="Use `2 * x`.", solution="```python\ndef double(x):\n    return 2 * x\n```")(
+        lambda fn: None)
+    box = feedback_buttons(ex)
+    hint_btn, sol_btn = box.children[0].children
+    out = box.children[1]
+    hint_btn.click()
+    sol_btn.click()
+    [shown] = out.outputs
+    assert shown["output_type"] == "display_data"
+    assert shown["data"]["text/markdown"] == "📖 **Solution:**\n\n```python\ndef double(x):\n    return 2 * x\n```"
+    from nbconvert.filters.markdown import markdown2html_mistune
+
+    html = markdown2html_mistune(shown["data"]["text/markdown"])
+    assert "<pre" in html and "```" not in html and "double" in html
+
+
 def test_report_outside_a_kernel_prints_plain_json_safe_metrics(capsys):
     """Does report() turn numpy scalars and NaN into JSON-safe values and print them outside a kernel?"""
     np = pytest.importorskip("numpy")
@@ -191,6 +209,34 @@ def test_pick_device():
     assert pick_device("auto") in {"cpu", "cuda"}
     with pytest.raises(ValueError, match="device must be"):
         pick_device("gpu0; rm -rf /")
+
+
+def test_pick_smoke_chooses_the_size_from_the_device():
+    """Does smoke "auto" mean small on a CPU and full size on a GPU, pass booleans through, and refuse nonsense?"""
+    assert learn.pick_smoke("auto", "cpu") is True
+    assert learn.pick_smoke("auto", "cuda:0") is False
+    assert learn.pick_smoke(False, "cpu") is False and learn.pick_smoke(True, "cuda") is True
+    with pytest.raises(ValueError, match="smoke must be"):
+        learn.pick_smoke("yes", "cpu")
+
+
+def test_rerunning_the_parameters_cell_keeps_device_usable(tmp_path):
+    """In a real kernel, does re-running the parameters cell after the imports cell leave a real device and size?"""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    parameters = 'smoke = "auto"\ndevice = "auto"'
+    cells = [
+        new_code_cell(parameters),
+        new_code_cell("from academy.learn import pick_device, pick_smoke\n"
+                      "device = pick_device(device)\nsmoke = pick_smoke(smoke, device)"),
+        new_code_cell(parameters),
+        new_code_cell("import torch\nprint(device, smoke, torch.ones(1, device=device).device.type)"),
+    ]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    want = learn.pick_device("auto")
+    assert "".join(o.get("text", "") for o in nb.cells[3].outputs).split() == [want, str(want == "cpu"), want]
 
 
 def test_buttons_and_metrics_in_a_real_kernel(tmp_path):

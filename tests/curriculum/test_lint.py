@@ -20,6 +20,13 @@ def test_skeleton_notebook_is_clean(tmp_path):
     assert problems_of(tmp_path, skeleton(7)) == []
 
 
+def test_smoke_auto_is_a_valid_parameter(tmp_path):
+    """Does the lint accept smoke = "auto" (size chosen from the device), as notebook 08 uses?"""
+    nb = skeleton(7)
+    nb.cells[3].source = 'smoke = "auto"\ndevice = "auto"'
+    assert problems_of(tmp_path, nb) == []
+
+
 def _drop_params(nb):
     nb.cells[3].metadata["tags"] = []
 

@@ -15,9 +15,9 @@ from hub_harness import REPO, free_port, proxy_available, shared_tmpdir
 pytestmark = pytest.mark.hub
 
 
-def doctor(config):
+def doctor(config, *args):
     return subprocess.run(
-        [sys.executable, "-m", "academy", "--config", str(config), "doctor"],
+        [sys.executable, "-m", "academy", "--config", str(config), "doctor", *args],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )
 
@@ -80,3 +80,31 @@ def test_slurm_backend_without_a_controller_fails_the_scheduler_check(work):
     )
     assert proc.returncode == 1, proc.stdout
     assert "slurm" in proc.stdout.lower()
+
+
+def test_profiles_beyond_this_machines_memory_are_a_warning(work):
+    """Does doctor warn (not fail) about a local profile asking more memory than the machine has, naming it?"""
+    profiles = yaml.safe_load((REPO / "spawner_config" / "profiles.yaml").read_text())
+    profiles["profiles"][0]["memory"] = "64T"
+    path = work / "profiles.yaml"
+    path.write_text(yaml.safe_dump(profiles))
+    proc = doctor(write(work, free_port(), profiles_file=str(path)))
+    row = next(line for line in proc.stdout.splitlines() if "profile memory" in line)
+    assert "warn" in row and "capped" in row
+    assert f"{profiles['profiles'][0]['slug']} (64T)" in proc.stdout
+    assert "profile memory" not in proc.stdout.splitlines()[-1]
+
+
+def test_port_option_checks_the_port_up_would_use(work):
+    """Does `doctor --port N` check port N, as `up --port N` would bind it, instead of hub.port?"""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        free = free_port()
+        config = write(work, busy)
+        moved = doctor(config, "--port", str(free))
+        pointed = doctor(write(work, free), "--port", str(busy))
+    port_row = lambda proc: next(line for line in proc.stdout.splitlines() if " port " in f" {line} ")  # noqa: E731
+    assert "already in use" not in moved.stdout and f":{free} is free" in port_row(moved)
+    assert "already in use" in pointed.stdout and f"port {busy}" in pointed.stdout and pointed.returncode == 1

@@ -1,6 +1,7 @@
 """A real hub (local backend) behind the real proxy: login, spawn, reach, isolate, stop."""
 from __future__ import annotations
 
+import html
 import os
 import pwd
 import subprocess
@@ -151,3 +152,43 @@ def test_oidc_login_page_offers_the_institutional_login(monkeypatch):
         assert r.status_code == 302
         assert r.headers["Location"].startswith("https://idp.example.org/authorize?")
         assert "client_id=academy-test" in r.headers["Location"]
+
+
+def stored_options(hub, name):
+    """The user_options the hub database holds for NAME's default server, as the admin page reads them."""
+    admin = hub.token_for(hub.login("admin", hub.admin_password), "admin", note="stored-options")
+    model = hub.api("GET", f"/users/{name}?include_stopped_servers=1", admin).json()
+    return model["servers"][""]["user_options"]
+
+
+def test_refused_spawn_requests_store_nothing_on_any_path(hub, learner):
+    """Is a refused request (REST, form, spawn-by-URL) answered 400 with why, without a traceback, keeping the last good options?"""
+    hub.api("POST", f"/users/{learner.name}/server", learner.token, json={"profile": "cpu", "hours": 1})
+    hub.wait_ready(learner.name, learner.token)
+    hub.api("DELETE", f"/users/{learner.name}/server", learner.token)
+    wait_stopped(hub, learner.name, learner.token)
+    good = {"profile": "cpu", "hours": 1}
+    assert stored_options(hub, learner.name) == good
+    log_start = len(hub.log_path.read_text(errors="replace"))
+    xsrf = {"_xsrf": learner.session.cookies.get("_xsrf")}
+    attempts = [
+        ("REST", lambda: hub.api("POST", f"/users/{learner.name}/server", learner.token,
+                                 json={"profile": "x; rm -rf /"}), "unknown profile"),
+        ("form extra field", lambda: learner.session.post(
+            f"{hub.url}/hub/spawn", data={"profile": "cpu", "hours": "2", "partition": "gpu", **xsrf}, timeout=60),
+         "unknown option(s): partition"),
+        ("form superscript hours", lambda: learner.session.post(
+            f"{hub.url}/hub/spawn", data={"profile": "cpu", "hours": "²", **xsrf}, timeout=60), "whole number"),
+        ("form full-width hours", lambda: learner.session.post(
+            f"{hub.url}/hub/spawn", data={"profile": "cpu", "hours": "３", **xsrf}, timeout=60), "whole number"),
+        ("spawn-by-URL extra field", lambda: learner.session.get(
+            f"{hub.url}/hub/spawn/{learner.name}?profile=cpu&hours=1&cmd=id", timeout=60), "unknown option(s): cmd"),
+    ]
+    for what, send, message in attempts:
+        r = send()
+        assert r.status_code == 400, (what, r.status_code, r.text[-500:])
+        assert message in (r.json()["message"] if what == "REST" else html.unescape(r.text)), what
+        assert not hub.api("GET", f"/users/{learner.name}", learner.token).json()["servers"], what
+        assert stored_options(hub, learner.name) == good, what
+    log = hub.log_path.read_text(errors="replace")[log_start:]
+    assert "Refused spawn request" in log and "Traceback" not in log, log[-3000:]

@@ -30,6 +30,12 @@ PROFILES = """profiles:
     cpus: 1
     memory: 512M
     hours: {default: 1, max: 2}
+  - slug: huge
+    display_name: Huge · 1 core, 64 TB
+    description: More memory than any test machine has.
+    cpus: 1
+    memory: 64T
+    hours: {default: 1, max: 2}
 """
 
 
@@ -177,3 +183,18 @@ def test_stopping_the_server_ends_what_it_left_running(hub):
         time.sleep(0.1)
     assert exited(stray), "a background process outlived its learner's server"
     assert not any(d.exists() for d in cgroups.UserGroup(account).dirs)
+
+
+def test_memory_beyond_the_machine_is_capped_at_what_it_has(hub):
+    """Does a profile asking more memory than the machine has get the machine's memory as its limit, as the form says?"""
+    who = make_learner(hub, "huge")
+    machine = cgroups.machine_memory()
+    form = who.session.get(f"{hub.url}/hub/spawn", timeout=30).text
+    assert f"This machine has {cgroups.gib(machine)} of memory: a profile asking for more gets {cgroups.gib(machine)}" in form
+    r = hub.api("POST", f"/users/{who.name}/server", who.token, json={"profile": "huge"})
+    assert r.status_code in (201, 202), r.text
+    try:
+        hub.wait_ready(who.name, who.token)
+        assert limits_of(f"acad-{who.name}")[0] == machine
+    finally:
+        hub.api("DELETE", f"/users/{who.name}/server", who.token)

@@ -48,3 +48,12 @@ def test_v1_layout_limits(tmp_path):
     assert (tmp_path / "memory" / "academy" / "acad-ann" / "memory.limit_in_bytes").read_text() == str(2 * 1024**3)
     assert (tmp_path / "cpu" / "academy" / "acad-ann" / "cpu.cfs_quota_us").read_text() == "400000"
     assert (tmp_path / "cpu" / "academy" / "acad-ann" / "cpu.cfs_period_us").read_text() == "100000"
+
+
+def test_limits_are_capped_at_the_machines_memory():
+    """Is a profile's memory capped at what the machine has (from /proc/meminfo), and left alone below it?"""
+    kib = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal:")))
+    assert cgroups.machine_memory() == kib * 1024
+    assert cgroups.capped(cgroups.Limits(2**50, 2.0), 2**34) == cgroups.Limits(2**34, 2.0)
+    assert cgroups.capped(cgroups.Limits(2**30, 2.0), 2**34) == cgroups.Limits(2**30, 2.0)
+    assert cgroups.gib(23 * 1024**3 + 5) == "23 GiB"

@@ -6,7 +6,7 @@ import yaml
 
 from academy.profiles import load_profiles, parse_profiles
 from academy.siteconfig import PROJECT_ROOT
-from academy.spawners.options import OptionsError, parse_user_options
+from academy.spawners.options import OptionsError, parse_user_options, preferred_profile
 from academy.validation import ConfigError
 
 PROFILES = load_profiles(PROJECT_ROOT / "spawner_config" / "profiles.yaml")
@@ -65,6 +65,9 @@ def test_empty_request_gets_first_allowed_profile_with_default_hours():
         ({"profile": "cpu", "hours": "1.5"}, "whole number"),
         ({"profile": "cpu", "hours": "2\n#SBATCH --exclusive"}, "whole number"),
         ({"profile": "cpu", "hours": True}, "whole number"),
+        ({"profile": "cpu", "hours": "３"}, "whole number"),
+        ({"profile": "cpu", "hours": "٣"}, "whole number"),
+        ({"profile": "cpu", "hours": "²"}, "whole number"),
         ({"profile": "cpu", "hours": ["1", "2"]}, "exactly one value"),
         ({"profile": "workshop"}, "limited to the groups workshop"),
     ],
@@ -80,3 +83,21 @@ def test_group_members_and_admins_may_use_restricted_profiles():
     """Do workshop members (and admins) get the workshop profile that others are refused?"""
     assert parse_user_options({"profile": "workshop"}, PROFILES, {"workshop"}).profile.slug == "workshop"
     assert parse_user_options({"profile": "h100-4"}, PROFILES, set(), is_admin=True).profile.slug == "h100-4"
+
+
+@pytest.mark.parametrize(
+    "groups, admin, slug",
+    [
+        (set(), False, "cpu"),
+        ({"workshop"}, False, "workshop"),
+        ({"sme"}, False, "h100-4"),
+        ({"researchers", "workshop"}, False, "workshop"),
+        ({"unrelated"}, False, "cpu"),
+        (set(), True, "cpu"),
+    ],
+)
+def test_group_members_get_their_groups_profile_by_default(groups, admin, slug):
+    """Does an empty request (what the form preselects) get the most specific profile made for the user's groups?"""
+    allowed = [p for p in PROFILES if p.allows(groups, admin)]
+    assert preferred_profile(allowed, groups).slug == slug
+    assert parse_user_options({}, PROFILES, groups, admin).profile.slug == slug

@@ -315,3 +315,19 @@ async def test_port_reported_during_an_outage_waits_for_the_controller(replay, m
     await spawner.poller.refresh()
     assert await asyncio.wait_for(start, 5) == ("127.0.0.1", listener)
     replay.done()
+
+
+def test_form_preselects_the_profile_of_the_users_group(make_spawner, monkeypatch):
+    """Does a workshop member's spawn form check the workshop profile (and its default hours), not the first one?"""
+    spawner = make_spawner("grace")
+    spawner.user.groups = [SimpleNamespace(name="workshop")]
+
+    async def no_availability(profiles):
+        return {}  # sinfo is not what this test is about
+
+    monkeypatch.setattr(spawner, "profile_availability", no_availability)
+    form = asyncio.run(spawner._render_form())
+    checked = re.findall(r'value="([\w-]+)"[^>]*\n?\s*data-max-hours="\d+" data-default-hours="(\d+)"\s*checked', form)
+    workshop = next(p for p in spawner.load_profiles() if p.slug == "workshop")
+    assert checked == [("workshop", str(workshop.default_hours))]
+    assert re.search(rf'<option value="{workshop.default_hours}" selected>', form)

@@ -179,8 +179,8 @@ def _parameters_problems(cells: list[dict[str, Any]], where: dict[str, int]) -> 
     if "Imports" in where and not where.get("Prerequisites", -1) < i < where["Imports"]:
         problems.append("the 'parameters' cell should sit between '## Prerequisites' and '## Imports'")
     values = _assignments(source(cells[i]))
-    if values.get("smoke", ...) is not False:
-        problems.append("the 'parameters' cell should set smoke = False (papermill passes smoke=True for CI)")
+    if values.get("smoke", ...) is not False and values.get("smoke", ...) != "auto":
+        problems.append("the 'parameters' cell should set smoke = False or \"auto\" (papermill passes smoke=True for CI)")
     if values.get("device", ...) != "auto":
         problems.append("the 'parameters' cell should set device = \"auto\"")
     return problems

@@ -186,20 +186,22 @@ def feedback_buttons(ex: Exercise) -> Any:
     """The Hint / Solution buttons for ``ex`` with the Output they print into (an ipywidgets ``VBox``)."""
     import ipywidgets as widgets
 
+    from academy.learn.widgets import show_markdown
+
     out = widgets.Output()
     hint_btn = widgets.Button(description="Hint", icon="lightbulb-o", tooltip=f"Show a hint for {ex.title or ex.name}")
     sol_btn = widgets.Button(
         description="Solution", icon="book", button_style="warning", tooltip="Show a worked solution"
     )
 
-    def reveal(show: Callable[[], str]) -> None:
-        # The latest reveal replaces the previous one so the cell does not grow with each click.
-        out.clear_output()
-        with out:
-            show()
+    def reveal(kind: str, text: str) -> None:
+        # Rendered as Markdown, so a solution's code fences show as code; each reveal replaces
+        # the previous one so the cell does not grow with each click.
+        record_event(ex.notebook, ex.name, kind, None)
+        show_markdown(out, text)
 
-    hint_btn.on_click(lambda _btn: reveal(ex.hint))
-    sol_btn.on_click(lambda _btn: reveal(ex.solution))
+    hint_btn.on_click(lambda _btn: reveal("hint", f"💡 **Hint:** {ex.hint_text}"))
+    sol_btn.on_click(lambda _btn: reveal("solution", f"📖 **Solution:**\n\n{ex.solution_text}"))
     return widgets.VBox([widgets.HBox([hint_btn, sol_btn]), out])
 
 
@@ -254,6 +256,7 @@ def pick_device(device: str = "auto") -> str:
     """Resolve the ``device`` notebook parameter: ``auto`` means CUDA when a GPU is visible."""
     if not isinstance(device, str) or not _DEVICE_RE.match(device):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', not {device!r}")
+    _keep_parameters_resolved()
     if device != "auto":
         return device
     try:
@@ -261,6 +264,44 @@ def pick_device(device: str = "auto") -> str:
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_smoke(smoke: bool | str, device: str) -> bool:
+    """Resolve the ``smoke`` notebook parameter: ``auto`` means small on a CPU, full size on a GPU."""
+    if smoke == "auto":
+        return not str(device).startswith("cuda")
+    if not isinstance(smoke, bool):
+        raise ValueError(f"smoke must be True, False or 'auto', not {smoke!r}")
+    return smoke
+
+
+_parameters_hook: Callable[..., None] | None = None
+
+
+def _keep_parameters_resolved() -> None:
+    """In a live kernel, re-resolve ``device`` and ``smoke`` after any cell that sets them back to "auto".
+
+    Re-running the parameters cell after the imports cell would otherwise leave ``device = "auto"``,
+    which torch cannot use, in every later cell.
+    """
+    global _parameters_hook
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or _parameters_hook is not None:
+        return
+
+    def resolve(*_args: Any) -> None:
+        ns = shell.user_ns
+        if ns.get("device") == "auto":
+            ns["device"] = pick_device("auto")
+        if ns.get("smoke") == "auto" and isinstance(ns.get("device"), str):
+            ns["smoke"] = pick_smoke("auto", ns["device"])
+
+    _parameters_hook = resolve
+    shell.events.register("post_run_cell", resolve)
 
 
 __all__ = [
@@ -272,6 +313,7 @@ __all__ = [
     "exercise",
     "feedback_buttons",
     "pick_device",
+    "pick_smoke",
     "progress_path",
     "record_event",
     "report",

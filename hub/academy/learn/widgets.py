@@ -26,3 +26,11 @@ def show_figure(out: Any, fig: Any, alt: str = "figure") -> None:
 def show_text(out: Any, text: str) -> None:
     """Replace the Output's content with plain text."""
     out.outputs = ({"output_type": "stream", "name": "stdout", "text": text if text.endswith("\n") else text + "\n"},)
+
+
+def show_markdown(out: Any, text: str) -> None:
+    """Replace the Output's content with ``text`` rendered as Markdown (code fences become code blocks).
+
+    The plain-text copy is what a viewer without a Markdown renderer (or a test) reads.
+    """
+    out.outputs = ({"output_type": "display_data", "metadata": {}, "data": {"text/markdown": text, "text/plain": text}},)

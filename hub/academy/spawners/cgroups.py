@@ -40,6 +40,21 @@ def parse_memory(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+def machine_memory() -> int:
+    """Bytes of physical memory on this machine: more than this as a limit would promise what is not there."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def capped(limits: Limits, memory_bytes: int) -> Limits:
+    """``limits`` with memory at most ``memory_bytes`` (what the machine has)."""
+    return Limits(min(limits.memory_bytes, memory_bytes), limits.cpus)
+
+
+def gib(n_bytes: int) -> str:
+    """Bytes as the GiB a learner reads on the form ("23 GiB")."""
+    return f"{n_bytes / 1024**3:.0f} GiB"
+
+
 def version(root: Path = ROOT) -> str | None:
     """"v2", "v1" or None, whichever this process can use to limit memory and CPU."""
     if os.geteuid() != 0:

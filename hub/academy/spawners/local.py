@@ -84,7 +84,12 @@ class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
 
     def apply_spawn_request(self, request: SpawnRequest) -> None:
         super().apply_spawn_request(request)
-        self._limits = cgroups.Limits(cgroups.parse_memory(request.profile.memory), float(request.profile.cpus))
+        wanted = cgroups.Limits(cgroups.parse_memory(request.profile.memory), float(request.profile.cpus))
+        # A limit beyond the machine's memory is no limit: the kernel would OOM others first.
+        self._limits = cgroups.capped(wanted, cgroups.machine_memory())
+        if self._limits != wanted:
+            self.log.info("%s asks %s memory; %s gets what this machine has, %s",
+                          request.profile.slug, request.profile.memory, self.user.name, cgroups.gib(self._limits.memory_bytes))
         # Exported as MEM_LIMIT / CPU_LIMIT, which JupyterLab's resource display reads.
         self.mem_limit, self.cpu_limit = self._limits.memory_bytes, self._limits.cpus
 
@@ -94,6 +99,9 @@ class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
     def form_note_text(self) -> str:
         enforced = ("Cores and memory are enforced: your server and everything it starts stay within them."
                     if self.limits_enforced() else "Cores and memory are not enforced here.")
+        machine = cgroups.machine_memory()
+        if any(cgroups.parse_memory(p.memory) > machine for p in self.allowed_profiles()):
+            enforced += f" This machine has {cgroups.gib(machine)} of memory: a profile asking for more gets {cgroups.gib(machine)}."
         return f"{self.form_note} {enforced}".strip()
 
     async def _limit_resources(self) -> None:

@@ -43,7 +43,8 @@ def parse_hours(value: Any, profile: Profile) -> int:
         raise OptionsError("hours: must be a whole number")
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit() or len(text) > 3:
+        # str.isdigit() also accepts "３", "٣" and "²" (which int() then rejects): ASCII digits only.
+        if not (text.isascii() and text.isdigit()) or len(text) > 3:
             raise OptionsError("hours: must be a whole number")
         value = int(text)
     if not isinstance(value, int):
@@ -51,6 +52,17 @@ def parse_hours(value: Any, profile: Profile) -> int:
     if not 1 <= value <= profile.max_hours:
         raise OptionsError(f"hours: {profile.display_name} allows 1 to {profile.max_hours} hours, not {value}")
     return value
+
+
+def preferred_profile(allowed: Sequence[Profile], user_groups: set[str] | frozenset[str]) -> Profile:
+    """The profile to preselect: the most specific one made for the user's groups, else the first allowed.
+
+    A profile limited to groups the user is in was put there for them (the smallest such set of
+    groups is the most specific; ties go to the file's order). Admins, allowed everything without
+    being in the groups, get the first.
+    """
+    mine = [p for p in allowed if p.groups & set(user_groups)]
+    return min(mine, key=lambda p: len(p.groups)) if mine else allowed[0]
 
 
 def parse_user_options(
@@ -61,8 +73,8 @@ def parse_user_options(
 ) -> SpawnRequest:
     """Turn raw ``user_options`` into a ``SpawnRequest`` or raise ``OptionsError``.
 
-    An empty request (a plain ``POST /users/NAME/server``) gets the first profile the
-    user may use, with its default hours: that is what the form preselects too.
+    An empty request (a plain ``POST /users/NAME/server``) gets the ``preferred_profile``,
+    with its default hours: that is what the form preselects too.
     """
     options = dict(options or {})
     unknown = sorted(set(options) - ALLOWED_KEYS)
@@ -71,7 +83,7 @@ def parse_user_options(
     allowed = [p for p in profiles if p.allows(user_groups, is_admin)]
     if not allowed:
         raise OptionsError("no resource profile is available to your account; ask a trainer to add you to a group")
-    slug = _single(options.get("profile", allowed[0].slug), "profile")
+    slug = _single(options.get("profile", preferred_profile(allowed, user_groups).slug), "profile")
     if not isinstance(slug, str):
         raise OptionsError("profile: must be a profile name")
     by_slug = {p.slug: p for p in profiles}

@@ -1,21 +1,44 @@
 """The profile picker every backend shares: the spawn form and strict ``user_options`` checking."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import jinja2
+from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Bool, HasTraits, Unicode, default
 
 from academy.profiles import Profile, load_profiles
-from academy.spawners.options import OptionsError, SpawnRequest, parse_user_options
+from academy.spawners.options import OptionsError, SpawnRequest, parse_user_options, preferred_profile
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("academy", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+
+
+class SpawnRefused(web.HTTPError):
+    """A spawn request refused with HTTP 400 (JupyterHub may rewrite ``reason`` on the way; the class stays)."""
+
+    def __init__(self, message: str):
+        super().__init__(400, message, reason="Invalid spawn request")
+
+
+class _QuietRefusals(logging.Filter):
+    """Drops the traceback JupyterHub logs with each refused spawn request (form, URL, API).
+
+    A refusal is the user's input, not a hub fault: its one-line message says it all, and
+    tracebacks in the log should mean bugs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, SpawnRefused):
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class ProfilePickerMixin(HasTraits):
@@ -50,6 +73,14 @@ class ProfilePickerMixin(HasTraits):
     )
 
     spawn_request: SpawnRequest | None = None
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # JupyterHub overwrites the stored options with each request before any hook runs:
+        # keep the last accepted ones (the stored ones at start) to put back after a refusal.
+        self._accepted_user_options = dict(self.user_options or {})
+        if not any(isinstance(f, _QuietRefusals) for f in self.log.filters):
+            self.log.addFilter(_QuietRefusals())
     _profiles_cache: tuple[float, list[Profile]] | None = None
 
     @default("apply_user_options")
@@ -89,13 +120,15 @@ class ProfilePickerMixin(HasTraits):
         if not profiles:
             return '<p class="alert alert-warning">No resource profile is available to your account. Ask a trainer to add you to a group.</p>'
         availability = await self.profile_availability(profiles)
+        chosen = preferred_profile(profiles, self.user_groups())
         return _templates.get_template("spawn_form.html").render(
             profiles=profiles,
+            chosen=chosen.slug,
             availability=availability,
             note=" ".join(filter(None, [self.session_profiles().message, self.form_note_text()])),
             show_resources=self.show_resources,
             max_hours=max(p.max_hours for p in profiles),
-            default_hours=profiles[0].default_hours,
+            default_hours=chosen.default_hours,
         )
 
     def form_note_text(self) -> str:
@@ -108,23 +141,42 @@ class ProfilePickerMixin(HasTraits):
         return lambda spawner: spawner._render_form()
 
     def options_from_form(self, formdata):
-        # Keep only our two fields; parse_user_options refuses anything odd, but dropping the
-        # rest here keeps form noise (e.g. xsrf) out of the persisted user_options.
-        return {k: v for k, v in formdata.items() if k in ("profile", "hours")}
+        # Drop only the hub's own anti-forgery field: any other field reaches parse_user_options,
+        # which refuses unknown ones, as the REST API does (spawn-by-URL comes through here too).
+        return {k: v for k, v in formdata.items() if k != "_xsrf"}
 
-    def _apply_profile_options(self, user_options):
+    def _parse_request(self, user_options) -> SpawnRequest:
+        """Vet ``user_options``; a refusal restores the last accepted options in the database.
+
+        JupyterHub stores what was posted before any hook runs, and the admin page shows it:
+        a refused value must not stay there.
+        """
         try:
-            request = parse_user_options(
+            return parse_user_options(
                 user_options,
                 self.session_profiles().profiles,
                 self.user_groups(),
                 bool(getattr(self.user, "admin", False)),
             )
         except OptionsError as exc:
-            raise web.HTTPError(400, str(exc), reason="Invalid spawn request") from None
+            self._store_user_options(self._accepted_user_options)
+            self.log.warning("Refused spawn request for %s: %s", self._log_name, exc)
+            raise SpawnRefused(str(exc)) from None
+
+    def _store_user_options(self, options: dict) -> None:
+        self.user_options = dict(options)
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = dict(options)
+            session = object_session(self.orm_spawner)
+            if session is not None:
+                session.commit()
+
+    def _apply_profile_options(self, user_options):
+        request = self._parse_request(user_options)
         self.spawn_request = request
         # Persist the normalised form so a hub restart re-reads clean values only.
-        self.user_options = request.as_user_options()
+        self._accepted_user_options = request.as_user_options()
+        self._store_user_options(self._accepted_user_options)
         self.apply_spawn_request(request)
 
     def apply_spawn_request(self, request: SpawnRequest) -> None:

@@ -121,27 +121,64 @@ class SlowDataset(Dataset):
         return torch.rand(self.shape, generator=gen), i % 10
 
 
+class _Timed(Dataset):
+    """A dataset whose items carry when their loading started and ended.
+
+    ``time.monotonic`` reads CLOCK_MONOTONIC, which all processes share, so the times from
+    different workers can be compared.
+    """
+
+    def __init__(self, inner: Dataset):
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int):
+        start = time.monotonic()
+        item = self.inner[i]
+        return item, torch.tensor([start, time.monotonic()], dtype=torch.float64)
+
+
+def max_parallel(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an interval ending as another starts does not overlap it)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
 @dataclass
 class LoaderResult:
-    """One full pass over a dataset through a DataLoader, batches moved to the device."""
+    """One full pass over a dataset through a DataLoader, batches moved to the device.
+
+    ``max_parallel_loads`` is how many items were loading at the same instant: it shows whether
+    workers overlapped their waits, however busy the machine was, where ``seconds`` depends on it.
+    """
 
     num_workers: int
     pin_memory: bool
     seconds: float
     items_per_s: float
+    items: int = 0
+    max_parallel_loads: int = 0
 
 
 def loader_pass(dataset: Dataset, num_workers: int, pin_memory: bool = False, batch_size: int = 16,
                 device: str = "cpu") -> LoaderResult:
     """Time one epoch of loading, including worker start-up, as a training loop would see it."""
     pin = pin_memory and str(device).startswith("cuda")  # pinning needs a GPU to copy to
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin)
+    loader = DataLoader(_Timed(dataset), batch_size=batch_size, num_workers=num_workers, pin_memory=pin)
+    intervals: list[tuple[float, float]] = []
     start = time.perf_counter()
-    for xb, _ in loader:
+    for (xb, _), times in loader:
         xb.to(device, non_blocking=pin)
+        intervals.extend((float(a), float(b)) for a, b in times.tolist())
     sync(device)
     seconds = time.perf_counter() - start
-    return LoaderResult(num_workers, pin, seconds, len(dataset) / seconds)
+    return LoaderResult(num_workers, pin, seconds, len(dataset) / seconds, len(intervals), max_parallel(intervals))
 
 
 # ---------------------------------------------------------------- exercises
