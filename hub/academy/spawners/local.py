@@ -24,9 +24,10 @@ from academy.home import sync_as_user, sync_curriculum
 from academy.spawners import cgroups
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
+from academy.spawners.queue import QueuedStartMixin, wait_answering
 
 
-class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
+class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpawner):
     """Local processes behind the same profile picker as the Slurm backend."""
 
     homes_dir = Unicode(
@@ -140,10 +141,17 @@ class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
         self._group = group
 
     async def start(self):
-        self._prepare_home()
-        self._deliver_curriculum()
-        await self._limit_resources()
-        return await super().start()
+        try:
+            # useradd and the curriculum copy block for a while; the hub's event loop must not.
+            await asyncio.to_thread(self._prepare_home)
+            await asyncio.to_thread(self._deliver_curriculum)
+            await self._limit_resources()
+            ip, port = await super().start()
+            # A local start spends its CPU until the server answers, so the start slot is held until then.
+            await wait_answering(self, f"http://{ip}:{port}")
+            return ip, port
+        finally:
+            self.release_start_slot()
 
     async def stop(self, now=False):
         await super().stop(now=now)
