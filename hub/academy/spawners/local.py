@@ -24,7 +24,7 @@ from academy.home import sync_as_user, sync_curriculum
 from academy.spawners import cgroups
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
-from academy.spawners.queue import QueuedStartMixin, wait_answering
+from academy.spawners.queue import QueuedStartMixin, StartPhases, wait_answering
 
 
 class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpawner):
@@ -141,14 +141,16 @@ class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpaw
         self._group = group
 
     async def start(self):
+        phases = StartPhases()
         try:
             # useradd and the curriculum copy block for a while; the hub's event loop must not.
-            await asyncio.to_thread(self._prepare_home)
-            await asyncio.to_thread(self._deliver_curriculum)
-            await self._limit_resources()
-            ip, port = await super().start()
+            await phases.time("home", asyncio.to_thread(self._prepare_home))
+            await phases.time("curriculum", asyncio.to_thread(self._deliver_curriculum))
+            await phases.time("limits", self._limit_resources())
+            ip, port = await phases.time("process", super().start())
             # A local start spends its CPU until the server answers, so the start slot is held until then.
-            await wait_answering(self, f"http://{ip}:{port}")
+            await phases.time("server", wait_answering(self, f"http://{ip}:{port}"))
+            self.log.info("Start phases of %s: %s", self.queue_key, phases)
             return ip, port
         finally:
             self.release_start_slot()
