@@ -24,7 +24,7 @@ from academy.home import sync_as_user, sync_curriculum
 from academy.spawners import cgroups
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
-from academy.spawners.queue import QueuedStartMixin, StartPhases, wait_answering
+from academy.spawners.queue import QueuedStartMixin, StartPhases
 
 
 class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpawner):
@@ -148,12 +148,12 @@ class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpaw
             await phases.time("curriculum", asyncio.to_thread(self._deliver_curriculum))
             await phases.time("limits", self._limit_resources())
             ip, port = await phases.time("process", super().start())
-            # A local start spends its CPU until the server answers, so the start slot is held until then.
-            await phases.time("server", wait_answering(self, f"http://{ip}:{port}"))
-            self.log.info("Start phases of %s: %s", self.queue_key, phases)
-            return ip, port
-        finally:
+        except BaseException:
             self.release_start_slot()
+            raise
+        # A local start spends its CPU until the server answers, so the slot is held until then.
+        self.hold_slot_until_answering(f"http://{ip}:{port}", phases)
+        return ip, port
 
     async def stop(self, now=False):
         await super().stop(now=now)

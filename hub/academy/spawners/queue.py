@@ -207,6 +207,19 @@ class QueuedStartMixin(HasTraits):
         if queue.holds(self.queue_key):
             queue.release(self.queue_key)
 
+    def hold_slot_until_answering(self, root_url: str, phases: StartPhases) -> None:
+        """Keep the slot, in the background, until the new server answers (start() returns at once,
+        so JupyterHub's start_timeout and http_timeout keep their meaning)."""
+
+        async def hold():
+            try:
+                await phases.time("server", wait_answering(self, root_url))
+                self.log.info("Start phases of %s: %s", self.queue_key, phases)
+            finally:
+                self.release_start_slot()
+
+        self._holding = asyncio.ensure_future(hold())
+
     def run_post_stop_hook(self):
         # JupyterHub stops every failed start and always runs this hook: no slot outlives its start.
         self.release_start_slot()
