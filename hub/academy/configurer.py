@@ -186,6 +186,10 @@ def update_spawn_queue(c: Config, cfg: dict) -> None:
     section.start_concurrency = queue["concurrency"]
     section.queue_wait_limit = float(queue["wait_limit"])
     c.PeriodicMetricsCollector.event_loop_interval_log_threshold = float(queue["stall_log_threshold"])
+    if cfg["backend"] == "local":
+        # local.start_timeout is "how long a server may take to start": also the wait until it answers
+        # (JupyterHub's http_timeout), where a local start spends its CPU when a whole class starts.
+        c.AcademyLocalSpawner.http_timeout = cfg["local"]["start_timeout"]
 
 
 def update_load_test(c: Config, cfg: dict) -> None:

@@ -41,7 +41,9 @@ def stop_all(hub, learners):
 @pytest.fixture(scope="module")
 def queued_hub():
     # One start at a time makes every start after the first wait in line, whatever the machine.
-    with running_hub("queue", site={"spawn_queue": {"concurrency": 1}}) as h:
+    # Generous start timeouts: a shared test machine may be slow; waiting in line is not what times out.
+    site = {"spawn_queue": {"concurrency": 1}, "local": {"start_timeout": 300}}
+    with running_hub("queue", site=site) as h:
         yield h
 
 
@@ -69,7 +71,7 @@ def test_burst_beyond_the_limit_queues_and_starts_in_order(queued_hub):
         if second is not None:
             assert second["position"] <= first["position"]
         for who in learners:
-            hub.wait_ready(who.name, who.token, timeout=400)
+            hub.wait_ready(who.name, who.token, timeout=900)
         log = hub.log_path.read_text(errors="replace")
         granted = [name for name in GRANTED.findall(log) if name in {w.name for w in learners}]
         assert granted == [w.name for w in learners], "slots must be granted first come, first served, once each"

@@ -97,3 +97,17 @@ def test_too_many_is_logged_as_a_warning_without_traceback():
     broken = record(RuntimeError("disk full"))
     TooManyIsNotAnError().filter(broken)
     assert broken.levelno == logging.ERROR and broken.exc_info is not None
+
+
+def test_local_start_timeout_covers_the_wait_until_the_server_answers():
+    """Does local.start_timeout also bound the wait for the new server to answer (where a local start spends its CPU)?"""
+    from traitlets.config import Config
+
+    from academy.configurer import apply_config
+    from academy.siteconfig import build_config
+
+    c = apply_config(Config(), build_config({"local": {"start_timeout": 300}, "spawn_queue": {"concurrency": 3}}))
+    assert c.AcademyLocalSpawner.start_timeout == 300 and c.AcademyLocalSpawner.http_timeout == 300
+    assert c.AcademyLocalSpawner.start_concurrency == 3
+    slurm = apply_config(Config(), build_config({"backend": "slurm", "hub": {"hub_port": 8081}}))
+    assert "http_timeout" not in slurm.AcademyLocalSpawner and slurm.AcademySlurmSpawner.start_concurrency == 0
