@@ -40,6 +40,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+from yarl import URL
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "load.json"
@@ -83,7 +84,7 @@ def summary(values: list[float]) -> dict:
 
 
 def xsrf(session: aiohttp.ClientSession, url: str) -> str:
-    cookie = session.cookie_jar.filter_cookies(url).get("_xsrf")
+    cookie = session.cookie_jar.filter_cookies(URL(url)).get("_xsrf")
     return cookie.value if cookie else ""
 
 
