@@ -47,6 +47,7 @@ def queued_hub():
         yield h
 
 
+@pytest.mark.timeout(1200)  # four real starts one after another
 def test_burst_beyond_the_limit_queues_and_starts_in_order(queued_hub):
     """Do four starts at once with room for one all queue, start in arrival order, once each, and none fail?"""
     hub = queued_hub
@@ -80,6 +81,7 @@ def test_burst_beyond_the_limit_queues_and_starts_in_order(queued_hub):
         stop_all(hub, learners)
 
 
+@pytest.mark.timeout(1800)  # ten real first starts, two at a time, on a shared 2-core machine
 def test_hub_answers_while_ten_new_accounts_are_created(tmp_path, monkeypatch):
     """Does the hub's event loop keep turning while ten first spawns each spend 4 s creating a Unix account?"""
     if os.geteuid() != 0:
