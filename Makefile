@@ -11,7 +11,7 @@ APT_RUN := python3 python3-venv python3-dev
 # And what the tests drive for real: Chromium, a one-node Slurm, the grading sandbox.
 APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
 
-.PHONY: help up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop
+.PHONY: help up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop bench-load
 
 help:
 	@echo "make up         install everything and start the hub on http://127.0.0.1:8000"
@@ -76,6 +76,11 @@ bench-spawn: install-test
 bench-workshop: install-test
 	./.ci/shared-access
 	$(PY) benchmarks/workshop.py
+
+# Not part of `make bench`: it needs a quiet machine for about half an hour (root, loopback only).
+bench-load: install-test
+	./.ci/shared-access
+	$(PY) benchmarks/load.py --learners 30 60 100
 
 clean:
 	rm -rf $(VENV) node_modules test-output .pytest_cache

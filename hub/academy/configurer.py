@@ -221,6 +221,43 @@ def update_workshops(c: Config, cfg: dict) -> None:
     c.JupyterHub.load_groups = groups
 
 
+def update_spawn_queue(c: Config, cfg: dict) -> None:
+    """The fair start queue (academy.spawners.queue) and the hub's own event-loop stall log."""
+    queue = cfg["spawn_queue"]
+    section = c[spawner_section(cfg)]
+    section.start_concurrency = queue["concurrency"]
+    section.queue_wait_limit = float(queue["wait_limit"])
+    c.PeriodicMetricsCollector.event_loop_interval_log_threshold = float(queue["stall_log_threshold"])
+    if cfg["backend"] == "local":
+        # local.start_timeout is "how long a server may take to start": also the wait until it answers
+        # (JupyterHub's http_timeout), where a local start spends its CPU when a whole class starts.
+        c.AcademyLocalSpawner.http_timeout = cfg["local"]["start_timeout"]
+
+
+def update_load_test(c: Config, cfg: dict) -> None:
+    """Load-test mode: shared-password logins on loopback only, a load-client token, no spawn form."""
+    if not cfg["load_test"]["enabled"]:
+        return
+    from academy import loadtest
+
+    c.JupyterHub.authenticator_class = "academy.loadtest.LoadTestAuthenticator"
+    a = c.LoadTestAuthenticator
+    a.password_file = state_path(cfg, loadtest.PASSWORD_FILE)
+    a.allow_all = True
+    a.admin_users = set()  # admins would need a second (admin) password; the load client uses its token
+    # Without a form a spawn carries no options, and the picker then gives the default profile.
+    c[spawner_section(cfg)].options_form = ""
+    if cfg.get("_load_client_token"):
+        services = c.JupyterHub.services if "services" in c.JupyterHub else []
+        c.JupyterHub.services = [*services, {"name": loadtest.SERVICE, "api_token": cfg["_load_client_token"]}]
+        roles = c.JupyterHub.load_roles if "load_roles" in c.JupyterHub else []
+        c.JupyterHub.load_roles = [*roles, {
+            "name": loadtest.SERVICE,
+            "scopes": ["list:users", "read:users", "read:servers", "delete:servers", "read:metrics"],
+            "services": [loadtest.SERVICE],
+        }]
+
+
 UPDATERS = [
     update_hub,
     update_proxy,
@@ -231,6 +268,8 @@ UPDATERS = [
     update_slurm,
     update_culler,
     update_workshops,
+    update_spawn_queue,
+    update_load_test,
 ]
 
 

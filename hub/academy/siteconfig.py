@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
         "proxy_cmd": "",
         "log_level": "INFO",
         "title": "AI Factory Academy",
-        "concurrent_spawn_limit": 20,
+        "concurrent_spawn_limit": 500,
         "active_server_limit": 0,
     },
     "backend": "local",
@@ -54,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "culler": {"enabled": True, "timeout": 3600, "every": 300},
     "workshops": {"enabled": True, "trainer_groups": ["trainers"], "max_participants": 60, "port": 0, "db_url": "", "public_url": ""},
+    "spawn_queue": {"concurrency": 0, "wait_limit": 3600, "stall_log_threshold": 0.25},
+    "load_test": {"enabled": False},
 }
 
 # Keys whose values are paths relative to the project root.
@@ -126,6 +128,10 @@ def resolve_runtime(cfg: dict) -> dict:
 
     cfg["hub"]["proxy_cmd"] = find_proxy(cfg) or cfg["hub"]["proxy_cmd"]
     _resolve_workshops(cfg)
+    if cfg.get("load_test", {}).get("enabled"):
+        from academy.loadtest import read_token
+
+        cfg["_load_client_token"] = read_token(cfg["hub"]["state_dir"])
     return cfg
 
 

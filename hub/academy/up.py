@@ -18,7 +18,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from academy import loadtest
 from academy.accounts import bootstrap_admin
+from academy.loadtest import is_loopback
 from academy.configurer import state_path
 from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable, find_proxy, port_in_use
 from academy.siteconfig import PROJECT_ROOT, config_file, load_config
@@ -53,6 +55,11 @@ def preflight(cfg: dict) -> str:
         raise StartRefused(
             "hub.hub_port: the slurm backend needs a fixed port, because running jobs keep the hub "
             "address they started with and must find the hub again after a restart"
+        )
+    if cfg["load_test"]["enabled"] and not is_loopback(hub["ip"]):
+        raise StartRefused(
+            f"load_test.enabled: hub.ip is {hub['ip']}; load-test mode (one shared password) only runs on "
+            "a loopback address such as 127.0.0.1"
         )
     if cfg["auth"]["type"] == "oidc":
         var = cfg["auth"]["oidc"]["client_secret_env"]
@@ -131,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
         # second hub (or a test hub) from taking over this one's routes.
         f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
     ]
-    credential = None
-    if cfg["auth"]["type"] == "native" and cfg["auth"]["admin_users"]:
+    credential = load_credentials = None
+    if cfg["load_test"]["enabled"]:
+        load_credentials = loadtest.prepare(cfg["hub"]["state_dir"])
+    elif cfg["auth"]["type"] == "native" and cfg["auth"]["admin_users"]:
         credential = bootstrap_admin("sqlite:///" + state_path(cfg, "jupyterhub.sqlite"), cfg["auth"]["admin_users"][0])
     log_path = Path(cfg["hub"]["state_dir"]) / "jupyterhub.log"
     url = f"http://{hub['ip'] if hub['ip'] not in ('0.0.0.0', '') else 'localhost'}:{hub['port']}{hub['base_url']}"
@@ -154,6 +163,13 @@ def run(args: argparse.Namespace) -> int:
                     "\nFirst start: an admin account was created. Its password is shown ONLY NOW"
                     " (stored hashed; reset it with `academy accounts reset "
                     f"{credential.username}`):\n  username: {credential.username}\n  password: {credential.password}\n",
+                    flush=True,
+                )
+            if load_credentials:
+                print(
+                    "\nLoad-test mode (loopback only): every username logs in with the shared password in "
+                    f"{Path(cfg['hub']['state_dir']) / loadtest.PASSWORD_FILE}; the load client's API token is in "
+                    f"{Path(cfg['hub']['state_dir']) / loadtest.TOKEN_FILE}.\n",
                     flush=True,
                 )
             print("Press Ctrl-C to stop the hub and every server it started.", flush=True)

@@ -24,9 +24,10 @@ from academy.home import sync_as_user, sync_curriculum
 from academy.spawners import cgroups
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
+from academy.spawners.queue import QueuedStartMixin, StartPhases
 
 
-class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
+class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpawner):
     """Local processes behind the same profile picker as the Slurm backend."""
 
     homes_dir = Unicode(
@@ -121,10 +122,19 @@ class AcademyLocalSpawner(ProfilePickerMixin, LocalProcessSpawner):
         self._group = group
 
     async def start(self):
-        self._prepare_home()
-        self._deliver_curriculum()
-        await self._limit_resources()
-        return await super().start()
+        phases = StartPhases()
+        try:
+            # useradd and the curriculum copy block for a while; the hub's event loop must not.
+            await phases.time("home", asyncio.to_thread(self._prepare_home))
+            await phases.time("curriculum", asyncio.to_thread(self._deliver_curriculum))
+            await phases.time("limits", self._limit_resources())
+            ip, port = await phases.time("process", super().start())
+        except BaseException:
+            self.release_start_slot()
+            raise
+        # A local start spends its CPU until the server answers, so the slot is held until then.
+        self.hold_slot_until_answering(f"http://{ip}:{port}", phases)
+        return ip, port
 
     async def stop(self, now=False):
         await super().stop(now=now)

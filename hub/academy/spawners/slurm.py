@@ -25,6 +25,7 @@ from traitlets import Dict, Float, Integer, List, Unicode, default
 from academy.spawners import slurm_api, slurm_commands as commands, slurm_messages as messages
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
+from academy.spawners.queue import QueuedStartMixin
 from academy.spawners.slurm_availability import shared_availability
 from academy.spawners.slurm_messages import JobFailed
 from academy.spawners.slurm_query import ALREADY_GONE, JobView, SlurmPoller, shared_poller
@@ -34,7 +35,7 @@ from academy.spawners.slurm_states import UNREACHABLE_RE, Phase
 slurm_api.install()
 
 
-class AcademySlurmSpawner(ProfilePickerMixin, SlurmSpawner):
+class AcademySlurmSpawner(QueuedStartMixin, ProfilePickerMixin, SlurmSpawner):
     """JupyterLab as a Slurm job, with the Academy's profiles, safety and visibility."""
 
     batch_script_file = Unicode(config=True, help="Path of the Jinja2 batch-script template (spawner_config/slurm.sh.j2).")
@@ -278,6 +279,8 @@ class AcademySlurmSpawner(ProfilePickerMixin, SlurmSpawner):
         return JobFailed(messages.start_failed(view, path, bool(lines)), "\n".join(lines))
 
     async def progress(self):
+        async for event in self.queue_progress():  # the hub's own start queue comes before Slurm's
+            yield event
         last = None
         while True:
             view = self.poller.view(self.job_id) if self.job_id else None
