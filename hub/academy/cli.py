@@ -14,6 +14,7 @@ SUBCOMMANDS = [
     "academy.schemadoc",
     "academy.curriculum.cli",
     "academy.course.cli",
+    "academy.envs",
 ]
 
 
