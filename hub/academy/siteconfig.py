@@ -52,7 +52,8 @@ DEFAULTS: dict[str, Any] = {
         "homes_dir": "",
         "availability_cache_seconds": 10,
     },
-    "culler": {"enabled": True, "timeout": 3600, "every": 300},
+    "culler": {"enabled": True, "timeout": 3600, "every": 60, "warn_before": 600},
+    "envs": {"index_url": ""},
 }
 
 # Keys whose values are paths relative to the project root.
