@@ -59,8 +59,9 @@ def cgroup_memory() -> tuple[int | None, int | None]:
     d = _own_cgroup_dir("memory")
     if d is None:
         return None, None
-    if (d / "memory.max").exists() or (d / "memory.current").exists():
-        return _read_int(d / "memory.max"), _read_int(d / "memory.current")
+    v2_limit, v2_current = _read_int(d / "memory.max"), _read_int(d / "memory.current")
+    if v2_limit is not None or v2_current is not None:
+        return v2_limit, v2_current
     return _read_int(d / "memory.limit_in_bytes"), _read_int(d / "memory.usage_in_bytes")
 
 
@@ -68,12 +69,11 @@ def cgroup_cpus() -> float | None:
     d = _own_cgroup_dir("cpu")
     if d is None:
         return None
-    if (d / "cpu.max").exists():
-        try:
-            quota, period = (d / "cpu.max").read_text().split()
-        except (OSError, ValueError):
-            return None
+    try:
+        quota, period = (d / "cpu.max").read_text().split()
         return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass  # not cgroup v2 (or not readable): try v1
     quota, period = _read_int(d / "cpu.cfs_quota_us"), _read_int(d / "cpu.cfs_period_us")
     return quota / period if quota and period else None
 
