@@ -39,14 +39,14 @@ PROFILES = """profiles:
     idle_seconds: 3600
   - slug: gpu
     display_name: GPU (stand-in) · 1 core, 512 MB
-    description: One GPU, culled after 20 idle seconds.
+    description: One GPU, culled after 60 idle seconds.
     cpus: 1
     memory: 512M
     gpus: {type: h100, count: 1}
     hours: {default: 1, max: 2}
-    idle_seconds: 20
+    idle_seconds: 60
 """
-IDLE, WARN_BEFORE = 20, 12
+IDLE, WARN_BEFORE = 60, 40
 PACKAGE = "cowsay"  # tiny, pure Python, not in the shared environment
 
 
@@ -60,7 +60,7 @@ def hub(tmp_path_factory):
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(REPO / "tests") + (os.pathsep + old if old else "")
     try:
-        site = {"profiles_file": str(profiles),
+        site = {"profiles_file": str(profiles), "local": {"start_timeout": 300},
                 "culler": {"enabled": True, "timeout": 3600, "every": 1, "warn_before": WARN_BEFORE}}
         with running_hub("session", site=site) as h:
             yield h
@@ -76,17 +76,22 @@ def server_api(hub, who, method: str, path: str, **kwargs) -> requests.Response:
                             headers={"Authorization": f"token {who.token}"}, timeout=60, **kwargs)
 
 
-def spawn(hub, who, profile: str) -> None:
-    r = hub.api("POST", f"/users/{who.name}/server", who.token, json={"profile": profile})
-    assert r.status_code in (201, 202), r.text
-    hub.wait_ready(who.name, who.token)
+def spawn(hub, *learners, profile: str) -> None:
+    """Start the servers together (the culler's clock starts at each one's start)."""
+    for who in learners:
+        r = hub.api("POST", f"/users/{who.name}/server", who.token, json={"profile": profile})
+        assert r.status_code in (201, 202), r.text
+    for who in learners:
+        hub.wait_ready(who.name, who.token, timeout=300)
 
 
-def stop(hub, who) -> None:
-    hub.api("DELETE", f"/users/{who.name}/server", who.token)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and hub.api("GET", f"/users/{who.name}", who.token).json()["servers"]:
-        time.sleep(0.5)
+def stop(hub, *learners) -> None:
+    for who in learners:
+        hub.api("DELETE", f"/users/{who.name}/server", who.token)
+    deadline = time.monotonic() + 90
+    for who in learners:
+        while time.monotonic() < deadline and hub.api("GET", f"/users/{who.name}", who.token).json()["servers"]:
+            time.sleep(0.5)
 
 
 def home_of(hub, who) -> Path:
@@ -152,7 +157,7 @@ def new_kernel(hub, who, name: str = "python3") -> str:
 def test_resources_show_the_cgroups_limit_and_use_and_no_gpu_on_a_cpu_profile(hub):
     """Does academy/api/resources report the profile's cgroup memory limit and use, its cores, and 'no GPU'?"""
     who = make_learner(hub)
-    spawn(hub, who, "cpu")
+    spawn(hub, who, profile="cpu")
     try:
         r = server_api(hub, who, "GET", "academy/api/resources")
         assert r.status_code == 200, r.text
@@ -184,12 +189,11 @@ def test_culler_frees_idle_gpu_keeps_busy_kernel_and_busy_gpu_and_warns_first(hu
     """With idle time 20 s: is an idle kernel on an idle GPU culled after a warning, while a busy kernel and a
     GPU-busy server with no browser open are kept?"""
     idle, busy_kernel, busy_gpu = (make_learner(hub, prefix=p) for p in ("idle", "kbusy", "gbusy"))
+    spawn(hub, idle, busy_kernel, busy_gpu, profile="gpu")
     for who, util in ((idle, 0), (busy_kernel, 0), (busy_gpu, 90)):
-        spawn(hub, who, "gpu")
         use_standin_gpu(hub, who, util)
-        stop(hub, who)  # the stand-in config is read when the server starts
-    for who in (idle, busy_kernel, busy_gpu):
-        spawn(hub, who, "gpu")
+    stop(hub, idle, busy_kernel, busy_gpu)  # the stand-in config is read when the server starts
+    spawn(hub, idle, busy_kernel, busy_gpu, profile="gpu")
     try:
         gpus = server_api(hub, busy_gpu, "GET", "academy/api/resources").json()["gpus"]
         assert gpus[0]["utilization_percent"] == 90 and gpus[0]["name"] == "Stand-in H100"
@@ -218,8 +222,7 @@ def test_culler_frees_idle_gpu_keeps_busy_kernel_and_busy_gpu_and_warns_first(hu
         for who in (busy_kernel, busy_gpu):
             assert f"Culling {who.name}/" not in hub.log_path.read_text()
     finally:
-        for who in (idle, busy_kernel, busy_gpu):
-            stop(hub, who)
+        stop(hub, idle, busy_kernel, busy_gpu)
 
 
 def as_learner(hub, who, *argv: str) -> subprocess.CompletedProcess:
@@ -235,7 +238,7 @@ def as_learner(hub, who, *argv: str) -> subprocess.CompletedProcess:
 def test_academy_env_create_then_pip_install_then_a_notebook_on_its_kernel_imports_it(hub):
     """As a real learner account: does `academy env create myenv`, pip install inside it, and a kernel on it work?"""
     who = make_learner(hub)
-    spawn(hub, who, "cpu")
+    spawn(hub, who, profile="cpu")
     try:
         created = as_learner(hub, who, str(Path(sys.executable).parent / "academy"), "env", "create", "myenv")
         assert created.returncode == 0, created.stdout + created.stderr
@@ -260,7 +263,7 @@ def test_academy_env_create_then_pip_install_then_a_notebook_on_its_kernel_impor
 def test_env_api_creates_lists_and_removes_and_refuses_hostile_input(hub):
     """Does the extension's envs API make an env in the background, list it, remove it, and refuse bad names/specs?"""
     who = make_learner(hub)
-    spawn(hub, who, "cpu")
+    spawn(hub, who, profile="cpu")
     try:
         for body, field in (({"name": "../../etc", "packages": []}, "name"),
                             ({"name": "ok", "packages": ["--index-url=http://evil/simple"]}, "packages"),
