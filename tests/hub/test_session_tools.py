@@ -99,21 +99,20 @@ def home_of(hub, who) -> Path:
 
 
 def use_standin_gpu(hub, who, utilization: float) -> None:
-    """Point this learner's server at the stand-in GPU source (their own ~/.jupyter config) and set its reading."""
-    pw = pwd.getpwnam(f"acad-{who.name}")
+    """Before the first spawn: point this learner's server at the stand-in GPU source and set its reading.
+
+    Their own ~/.jupyter config (which Jupyter reads) names the stand-in; the spawner makes the
+    account and takes ownership of the home when the server starts, leaving these files readable.
+    """
     home = home_of(hub, who)
-    (home / ".jupyter").mkdir(exist_ok=True)
-    files = {
-        home / ".jupyter" / "jupyter_server_config.json": {"AcademyLabTools": {
-            "gpu_source_class": "standin_gpus.StandInGpus", "gpu_sample_seconds": 0.5}},
-        home / ".standin-gpus.json": [{"name": "Stand-in H100", "uuid": "GPU-standin", "utilization_percent": utilization,
-                                       "memory_used_bytes": 1 << 30, "memory_total_bytes": 80 << 30,
-                                       "energy_millijoules": 1000.0}],
-    }
-    for path, data in files.items():
-        path.write_text(json.dumps(data))
-    for path in (home / ".jupyter", *files):
-        os.chown(path, pw.pw_uid, pw.pw_gid)
+    (home / ".jupyter").mkdir(parents=True, exist_ok=True)
+    for d in (home.parent, home, home / ".jupyter"):
+        d.chmod(0o755)
+    (home / ".jupyter" / "jupyter_server_config.json").write_text(json.dumps({"AcademyLabTools": {
+        "gpu_source_class": "standin_gpus.StandInGpus", "gpu_sample_seconds": 0.5}}))
+    (home / ".standin-gpus.json").write_text(json.dumps([{
+        "name": "Stand-in H100", "uuid": "GPU-standin", "utilization_percent": utilization,
+        "memory_used_bytes": 1 << 30, "memory_total_bytes": 80 << 30, "energy_millijoules": 1000.0}]))
 
 
 async def _start_cell(hub, who, kernel_id: str, code: str, wait_reply: bool, timeout: float = 120) -> list[dict]:
@@ -186,20 +185,22 @@ def test_resources_show_the_cgroups_limit_and_use_and_no_gpu_on_a_cpu_profile(hu
 
 
 def test_culler_frees_idle_gpu_keeps_busy_kernel_and_busy_gpu_and_warns_first(hub):
-    """With idle time 20 s: is an idle kernel on an idle GPU culled after a warning, while a busy kernel and a
+    """With idle time 60 s: is an idle kernel on an idle GPU culled after a warning, while a busy kernel and a
     GPU-busy server with no browser open are kept?"""
     idle, busy_kernel, busy_gpu = (make_learner(hub, prefix=p) for p in ("idle", "kbusy", "gbusy"))
-    spawn(hub, idle, busy_kernel, busy_gpu, profile="gpu")
     for who, util in ((idle, 0), (busy_kernel, 0), (busy_gpu, 90)):
         use_standin_gpu(hub, who, util)
-    stop(hub, idle, busy_kernel, busy_gpu)  # the stand-in config is read when the server starts
-    spawn(hub, idle, busy_kernel, busy_gpu, profile="gpu")
+    # One after the other (a loaded machine starts servers slowly); the idle one last, so the test is
+    # watching it when its warning comes.
     try:
+        spawn(hub, busy_gpu, profile="gpu")
         gpus = server_api(hub, busy_gpu, "GET", "academy/api/resources").json()["gpus"]
         assert gpus[0]["utilization_percent"] == 90 and gpus[0]["name"] == "Stand-in H100"
-        new_kernel(hub, idle)
+        spawn(hub, busy_kernel, profile="gpu")
         kid = new_kernel(hub, busy_kernel)
-        asyncio.run(_start_cell(hub, busy_kernel, kid, "import time; time.sleep(600)", wait_reply=False))
+        asyncio.run(_start_cell(hub, busy_kernel, kid, "import time; time.sleep(900)", wait_reply=False))
+        spawn(hub, idle, profile="gpu")
+        new_kernel(hub, idle)
 
         warning, deadline = None, time.monotonic() + 120
         while time.monotonic() < deadline and warning is None:
