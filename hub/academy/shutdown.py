@@ -54,9 +54,9 @@ def parts_of(hub_pid: int) -> list[Part]:
     return [Part(c.pid, describe(c), c) for c in children]
 
 
-def follow(proc: subprocess.Popen, log_path: Path, log_offset: int, say=print, poll: float = 0.2) -> int:
-    """Wait for the hub to exit, saying what stops as it stops; returns its exit status."""
-    parts = parts_of(proc.pid)
+def follow(proc: subprocess.Popen, log_path: Path, log_offset: int, parts: list[Part], say=print,
+           poll: float = 0.2) -> int:
+    """Wait for the hub to exit, saying which of ``parts`` (taken before the stop signal) stop as they stop."""
     servers = sum("server" in p.label for p in parts)
     say(f"Stopping: {servers} learner server(s), the services and the proxy (waiting for the hub to stop them) …")
     started = time.monotonic()
