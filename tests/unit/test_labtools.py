@@ -1,8 +1,8 @@
 """Session limits (spawner, Slurm allocation, cgroup) and the GPU sampler of the academy.labtools extension.
 
-GPU figures here come from a stand-in source (``standin_gpus.StandInGpus``): this machine has no GPU,
-and a GPU's utilisation cannot be produced for real without one. The stand-in only replaces NVML; the
-sampler, energy accounting and busy tracking are the production code.
+GPU figures here come from stand-ins (``standin_gpus.StandInGpus``, and a fake ``pynvml`` module for the
+NVML reader): this machine has no GPU, and a GPU's utilisation cannot be produced for real without one.
+The stand-ins only replace NVML; the reader, sampler, energy accounting and busy tracking are production code.
 """
 from __future__ import annotations
 
@@ -83,3 +83,71 @@ def test_a_mig_slice_shows_memory_but_no_utilisation_and_never_counts_as_busy(tm
     (view,) = sampler.as_json()
     assert view["mig"] and view["utilization_percent"] is None and view["energy_joules"] is None
     assert sampler.last_busy is None
+
+
+class _FakeNvml:
+    """A stand-in for the pynvml module (no GPU here): two cards, the second in MIG mode with one slice."""
+
+    class NVMLError(Exception):
+        pass
+
+    NVML_DEVICE_MIG_ENABLE = 1
+
+    def __init__(self):
+        from types import SimpleNamespace as NS
+        self.NS = NS
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return ("card", i)
+
+    def nvmlDeviceGetMigMode(self, h):
+        return (1, 1) if h == ("card", 1) else (0, 0)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h):
+        return 2
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h, j):
+        if j == 1:
+            raise self.NVMLError("no such slice")
+        return ("mig", h[1], j)
+
+    def nvmlDeviceGetName(self, h):
+        return b"NVIDIA H100" if h[0] == "card" else "MIG 1g.18gb"
+
+    def nvmlDeviceGetUUID(self, h):
+        return f"GPU-{h[1]}" if h[0] == "card" else f"MIG-{h[1]}-{h[2]}"
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        if h[0] == "mig":
+            raise self.NVMLError("Not Supported")
+        return self.NS(gpu=42)
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return self.NS(used=1 << 30, total=80 << 30)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        return 123456
+
+
+def test_nvml_source_lists_cards_and_mig_slices_and_honours_cuda_visible_devices(monkeypatch):
+    """Does the NVML reader show a card with utilisation and energy, a MIG slice with memory only, and only the job's devices?"""
+    import sys
+
+    from academy.labtools.gpus import NvmlSource
+
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml())
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    card, mig = NvmlSource().readings()
+    assert (card.name, card.utilization_percent, card.energy_millijoules, card.mig) == ("NVIDIA H100", 42.0, 123456.0, False)
+    assert (mig.uuid, mig.utilization_percent, mig.energy_millijoules, mig.mig) == ("MIG-1-0", None, None, True)
+    assert mig.memory_total_bytes == 80 << 30
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-1-0")
+    assert [r.uuid for r in NvmlSource().readings()] == ["MIG-1-0"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # physical index on a node whose cards NVML all sees
+    assert [r.uuid for r in NvmlSource().readings()] == ["GPU-0"]

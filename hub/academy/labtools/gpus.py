@@ -2,7 +2,8 @@
 
 ``NvmlSource`` reads what NVML can see from inside the job: whole cards, or, on a MIG-enabled card,
 the MIG slices (NVML gives a slice's memory but no utilisation or energy, so those are ``None``).
-When ``CUDA_VISIBLE_DEVICES`` names devices by UUID (Slurm does for MIG), only those are shown.
+When ``CUDA_VISIBLE_DEVICES`` names devices by UUID (Slurm does for MIG) or by physical index on a
+node whose cards NVML all sees, only those are shown.
 Energy is the card's counter now minus its value when this server started.
 
 ``GpuSampler`` reads the source every few seconds and keeps the last time any GPU was busy, which
@@ -52,7 +53,13 @@ class NvmlSource:
         out: list[GpuReading] = []
         wanted = {v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()}
         by_uuid = any(v.startswith(("GPU-", "MIG-")) for v in wanted)
-        for i in range(n.nvmlDeviceGetCount()):
+        count = n.nvmlDeviceGetCount()
+        # Without Slurm's device cgroup NVML sees the whole node and CUDA_VISIBLE_DEVICES holds the
+        # job's physical indices; with it, NVML sees only the job's cards (renumbered from 0).
+        by_index = bool(wanted) and all(v.isdigit() for v in wanted) and count > len(wanted)
+        for i in range(count):
+            if by_index and str(i) not in wanted:
+                continue
             handle = n.nvmlDeviceGetHandleByIndex(i)
             mig_mode = self._call(n.nvmlDeviceGetMigMode, handle)
             if mig_mode and mig_mode[0] == n.NVML_DEVICE_MIG_ENABLE:
