@@ -76,13 +76,23 @@ def server_api(hub, who, method: str, path: str, **kwargs) -> requests.Response:
                             headers={"Authorization": f"token {who.token}"}, timeout=60, **kwargs)
 
 
-def spawn(hub, *learners, profile: str) -> None:
-    """Start the servers together (the culler's clock starts at each one's start)."""
+def spawn(hub, *learners, profile: str, attempts: int = 3) -> None:
+    """Start each server; a start the hub gave up on (its 60 s answer timeout, on an overloaded test
+    machine) is retried, as a learner would press Start again."""
     for who in learners:
-        r = hub.api("POST", f"/users/{who.name}/server", who.token, json={"profile": profile})
-        assert r.status_code in (201, 202), r.text
-    for who in learners:
-        hub.wait_ready(who.name, who.token, timeout=300)
+        for attempt in range(attempts):
+            r = hub.api("POST", f"/users/{who.name}/server", who.token, json={"profile": profile})
+            assert r.status_code in (201, 202), r.text
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                server = hub.api("GET", f"/users/{who.name}", who.token).json()["servers"].get("")
+                if not server or server.get("ready"):
+                    break
+                time.sleep(0.5)
+            if server and server.get("ready"):
+                break
+        else:
+            raise AssertionError(f"server of {who.name} did not start in {attempts} attempts" + hub.log_tail())
 
 
 def stop(hub, *learners) -> None:
