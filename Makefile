@@ -11,7 +11,7 @@ APT_RUN := python3 python3-venv python3-dev
 # And what the tests drive for real: Chromium, a one-node Slurm, the grading sandbox.
 APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
 
-.PHONY: help up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop bench-load
+.PHONY: help up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop bench-load bench-session
 
 help:
 	@echo "make up         install everything and start the hub on http://127.0.0.1:8000"
@@ -61,7 +61,7 @@ test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 # Speed goals, measured as ratios against a baseline in the same run (not part of `make test`).
-bench: bench-curriculum bench-autograde bench-spawn
+bench: bench-curriculum bench-autograde bench-spawn bench-session
 
 bench-curriculum: install-test
 	$(PY) benchmarks/curriculum.py
@@ -84,3 +84,7 @@ bench-load: install-test
 
 clean:
 	rm -rf $(VENV) node_modules test-output .pytest_cache
+
+bench-session: install-test
+	./.ci/shared-access
+	$(PY) benchmarks/session.py

@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     "academy.curriculum.cli",
     "academy.course.cli",
     "academy.workshop.cli",
+    "academy.envs",
 ]
 
 

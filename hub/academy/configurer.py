@@ -155,28 +155,47 @@ def update_slurm(c: Config, cfg: dict) -> None:
 
 
 def update_culler(c: Config, cfg: dict) -> None:
+    """The GPU-aware culler (academy.culler): a hub service that may read activity from and stop servers."""
     culler = cfg["culler"]
     if not culler["enabled"]:
         return
-    c.JupyterHub.services = [
+    hub = cfg["hub"]
+    host = hub["ip"] if hub["ip"] not in ("", "0.0.0.0") else "127.0.0.1"
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    services.append(
         {
             "name": "idle-culler",
             "command": [
                 sys.executable,
                 "-m",
-                "jupyterhub_idle_culler",
+                "academy.culler",
+                f"--profiles-file={cfg['profiles_file']}",
                 f"--timeout={culler['timeout']}",
-                f"--cull-every={culler['every']}",
+                f"--every={culler['every']}",
+                f"--warn-before={culler.get('warn_before', 600)}",
+                # It asks each server's academy.labtools through the proxy, as the learner's browser does.
+                f"--proxy-url=http://{host}:{hub['port']}{hub['base_url'].rstrip('/')}",
             ],
         }
-    ]
-    c.JupyterHub.load_roles = [
+    )
+    c.JupyterHub.services = services
+    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    roles.append(
         {
             "name": "idle-culler",
-            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            # access:servers: read kernel/GPU activity and post the warning notice; delete:servers: the cull.
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers", "access:servers"],
             "services": ["idle-culler"],
         }
-    ]
+    )
+    c.JupyterHub.load_roles = roles
+
+
+def update_envs(c: Config, cfg: dict) -> None:
+    """Own environments install from the site's package index (pip reads PIP_INDEX_URL)."""
+    index_url = cfg.get("envs", {}).get("index_url")
+    if index_url:
+        c.Spawner.environment = {**c.Spawner.environment, "PIP_INDEX_URL": index_url}
 
 
 def update_workshops(c: Config, cfg: dict) -> None:
@@ -267,6 +286,7 @@ UPDATERS = [
     update_local,
     update_slurm,
     update_culler,
+    update_envs,
     update_workshops,
     update_spawn_queue,
     update_load_test,

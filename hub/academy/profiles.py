@@ -37,6 +37,7 @@ class Profile:
     account: str | None = None
     reservation: str | None = None
     groups: frozenset[str] = field(default_factory=frozenset)
+    idle_seconds: int | None = None
 
     def allows(self, user_groups: set[str] | frozenset[str], is_admin: bool = False) -> bool:
         """Is a user in ``user_groups`` allowed to use this profile? Empty ``groups`` is everyone."""
@@ -66,6 +67,7 @@ def profile_from_dict(raw: dict) -> Profile:
         account=raw.get("account"),
         reservation=raw.get("reservation"),
         groups=frozenset(raw.get("groups", [])),
+        idle_seconds=raw.get("idle_seconds"),
     )
 
 

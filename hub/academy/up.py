@@ -23,6 +23,7 @@ from academy.accounts import bootstrap_admin
 from academy.loadtest import is_loopback
 from academy.configurer import state_path
 from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable, find_proxy, port_in_use
+from academy.shutdown import follow, parts_of
 from academy.siteconfig import PROJECT_ROOT, config_file, load_config
 from academy.validation import ConfigError
 
@@ -150,8 +151,12 @@ def run(args: argparse.Namespace) -> int:
         os.chmod(log_path, 0o600)
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cfg["hub"]["state_dir"], start_new_session=True)
 
+        stopping: list[tuple] = []
+
         def stop(signum, frame):  # noqa: ARG001
-            if proc.poll() is None:
+            if proc.poll() is None and not stopping:
+                # Where the log stood and what runs, before the hub starts stopping things.
+                stopping.append((log_path.stat().st_size, parts_of(proc.pid)))
                 proc.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGINT, stop)
@@ -176,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
         elif proc.poll() is None:
             print(f"academy up: the hub did not answer within {args.start_timeout} s; see {log_path}", file=sys.stderr)
             proc.terminate()
-        rc = proc.wait()
+        while proc.poll() is None and not stopping:
+            time.sleep(0.2)
+        rc = follow(proc, log_path, *stopping[0]) if stopping else proc.wait()
     if rc not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
         tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
         print(f"academy up: the hub exited with status {rc}; last log lines:\n  " + "\n  ".join(tail), file=sys.stderr)

@@ -206,9 +206,15 @@ def test_durations_read_naturally():
     assert [l00.format_duration(s) for s in (3725, 125, 9, -3)] == ["1 h 02 min", "2 min 05 s", "9 s", "0 s"]
 
 
-def test_install_advice_names_pip_magic():
-    """Does the install advice give a %pip command for this kernel?"""
-    assert "%pip install" in l00.install_advice() or "trainer" in l00.install_advice()
+def test_install_advice_teaches_own_environments_and_never_user_installs(tmp_path, monkeypatch):
+    """In the shared env does the advice say `academy env create`, in an own env `%pip install`, and never --user?"""
+    shared = l00.install_advice()
+    assert "academy env create" in shared and "%pip install" in shared and "--user" not in shared
+    own = tmp_path / ".academy" / "envs" / "myenv"
+    own.mkdir(parents=True)
+    monkeypatch.setattr(l00.sys, "prefix", str(own))
+    advice = l00.install_advice()
+    assert advice.startswith("%pip install PACKAGE") and "'myenv'" in advice and "--user" not in advice
 
 
 # ---------------------------------------------------------------- 01-02

@@ -72,14 +72,38 @@ def test_oidc_maps_provider_settings_and_reads_secret_from_env_only():
 
 
 def test_groups_and_culler():
-    """Are YAML groups loaded and is the idle culler a service with only the scopes it needs?"""
-    c = apply({"groups": {"workshop": ["ann", "bob"]}, "culler": {"timeout": 1800, "every": 60}, "workshops": {"enabled": False}})
+    """Are YAML groups loaded and is the GPU-aware culler a service with only the scopes it needs?"""
+    c = apply({"groups": {"workshop": ["ann", "bob"]}, "culler": {"timeout": 1800, "every": 60, "warn_before": 300},
+               "hub": {"ip": "0.0.0.0", "port": 8123, "base_url": "/academy/"},
+               "workshops": {"enabled": False}})
     assert c.JupyterHub.load_groups == {"workshop": {"users": ["ann", "bob"]}}
     (service,) = c.JupyterHub.services
-    assert "--timeout=1800" in service["command"] and "--cull-every=60" in service["command"]
+    assert service["command"][1:3] == ["-m", "academy.culler"]
+    for arg in ("--timeout=1800", "--every=60", "--warn-before=300", "--proxy-url=http://127.0.0.1:8123/academy"):
+        assert arg in service["command"], arg
+    assert any(a.startswith("--profiles-file=") and a.endswith("profiles.yaml") for a in service["command"])
     (role,) = c.JupyterHub.load_roles
-    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers",
+                                   "access:servers"}
     assert "services" not in apply({"culler": {"enabled": False}, "workshops": {"enabled": False}}).JupyterHub
+
+
+def test_culler_appends_to_services_and_roles_set_before_it():
+    """Does update_culler keep services and roles another area added earlier (it appends, never replaces)?"""
+    c = Config()
+    c.JupyterHub.services = [{"name": "other"}]
+    c.JupyterHub.load_roles = [{"name": "other", "scopes": [], "services": ["other"]}]
+    configurer.update_culler(c, build_config({}, "t"))
+    assert [s["name"] for s in c.JupyterHub.services] == ["other", "idle-culler"]
+    assert [r["name"] for r in c.JupyterHub.load_roles] == ["other", "idle-culler"]
+
+
+def test_envs_index_reaches_every_server_as_pip_index_url():
+    """Does envs.index_url become PIP_INDEX_URL in the servers' environment, next to the Jupyter config path?"""
+    c = apply({"envs": {"index_url": "https://pypi.example.nl/simple"}})
+    assert c.Spawner.environment["PIP_INDEX_URL"] == "https://pypi.example.nl/simple"
+    assert "JUPYTER_CONFIG_PATH" in c.Spawner.environment
+    assert "PIP_INDEX_URL" not in apply({}).Spawner.environment
 
 
 def test_updaters_only_set_values():

@@ -68,6 +68,16 @@ def version(root: Path = ROOT) -> str | None:
     return None
 
 
+def _let_owner_read(parent: Path, group: Path) -> None:
+    """The learner's server reads its own limits and use (academy.labtools), as a Slurm job can.
+
+    The hub runs with umask 077, which would leave the groups root-only; others may traverse the
+    parent but not list who else has a group.
+    """
+    os.chmod(parent, 0o711)
+    os.chmod(group, 0o755)
+
+
 class UserGroup:
     """The cgroup(s) of one learner: created with limits, joined by the server, emptied on stop."""
 
@@ -90,12 +100,14 @@ class UserGroup:
                 (path / "cgroup.subtree_control").write_text(controllers)
             group = self.dirs[0]
             group.mkdir(exist_ok=True)
+            _let_owner_read(self._v2_root / PARENT, group)
             (group / "memory.max").write_text(str(limits.memory_bytes))
             (group / "cpu.max").write_text(f"{int(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
             return
         memory, cpu = self.dirs
         for group in (memory, cpu):
             group.mkdir(parents=True, exist_ok=True)
+            _let_owner_read(group.parent, group)
         (memory / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
         (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
         (cpu / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * CPU_PERIOD_US)))

@@ -185,6 +185,8 @@ class ProfilePickerMixin(HasTraits):
             **self.environment,
             "ACADEMY_PROFILE": request.profile.slug,
             "ACADEMY_WALLTIME_HOURS": str(request.hours),
+            # The server extension (academy.labtools) says "no GPU" for 0 instead of asking NVML.
+            "ACADEMY_GPUS": str(request.profile.gpus.count if request.profile.gpus else 0),
         }
 
     @staticmethod

@@ -184,13 +184,18 @@ def about_my_server(env: Mapping[str, str] | None = None) -> ServerInfo:
 
 
 def install_advice() -> str:
-    """The pip command that works in this kernel: ``--user`` for a shared environment, plain in a venv."""
-    in_venv = sys.prefix != sys.base_prefix
-    if in_venv and os.access(sys.prefix, os.W_OK):
-        return "%pip install PACKAGE   (this kernel runs in your own virtual environment)"
-    if in_venv:
-        return "ask your trainer: this kernel's virtual environment is read-only and hides ~/.local"
-    return "%pip install --user PACKAGE   (installs into ~/.local, then restart the kernel)"
+    """How to add a package from this kernel: ``%pip`` in the learner's own environment, else make one first.
+
+    The shared environment is read-only and ``--user`` installs are invisible to its kernels, so the one
+    way that works everywhere (hub machine and Slurm jobs alike) is an own environment (academy.envs).
+    """
+    own = Path(sys.prefix)
+    if own.parent.name == "envs" and own.parent.parent.name == ".academy" and os.access(own, os.W_OK):
+        return (f"%pip install PACKAGE   (this kernel runs in your own environment '{own.name}'; "
+                "restart the kernel afterwards)")
+    return ("this kernel uses the shared, read-only environment: make your own first with "
+            "`academy env create myenv` in a terminal (or New environment in the Launcher), switch this "
+            "notebook to the kernel 'Python (myenv)', then %pip install PACKAGE")
 
 
 # ---------------------------------------------------------------- exercises
