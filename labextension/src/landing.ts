@@ -3,6 +3,7 @@
  * centre's help (web page, e-mail, "Ask a trainer" where configured) in the Help menu.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
+import { DocumentWidget } from '@jupyterlab/docregistry';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import { IStateDB } from '@jupyterlab/statedb';
@@ -94,5 +95,7 @@ export async function openWelcomeOnce(app: JupyterFrontEnd, state: IStateDB | nu
     }
     await state.save(STATE_KEY, { welcomed: session.welcome });
   }
-  await app.commands.execute(COMMANDS.welcome);
+  // A learner who came with a link to a document keeps it in front; the welcome waits in a tab.
+  const busy = Array.from(app.shell.widgets('main')).some(w => w instanceof DocumentWidget);
+  await app.commands.execute('docmanager:open', { path: session.welcome, options: { activate: !busy } });
 }

@@ -111,7 +111,8 @@ def test_walltime_countdown_more_time_saves_and_the_end(hub, browser):
     wait_for(lambda: LEFT_RE.search(page.locator(".academy-walltime").inner_text()), 30, "the countdown")
     assert 3600 < seconds_left(page) <= 7200, "the countdown shows the extended 2 h"
 
-    editor = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-editor").first
+    page.locator(".lm-TabBar-tab", has_text="walltime.ipynb").first.click()
+    editor = page.locator(".jp-NotebookPanel:visible .jp-CodeCell .jp-InputArea-editor").first
     editor.click()
     page.keyboard.type("first = 'saved at five minutes'")
     # An administrator cuts the job short: about 3 minutes from now.
