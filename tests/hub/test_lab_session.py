@@ -7,16 +7,14 @@ server's own token, read from the real server process as root).
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 from hub_harness import make_learner, running_hub
+from lab_support import terminal_output
 
 pytestmark = pytest.mark.hub
 
@@ -113,30 +111,13 @@ def test_a_student_cannot_talk_the_hub_into_more_time(hub):
     hub.api("DELETE", f"/users/{who.name}/server", who.token)
 
 
-async def _terminal_output(hub, who, name: str, command: str, marker: str) -> str:
-    url = f"ws://127.0.0.1:{hub.port}/user/{who.name}/terminals/websocket/{name}"
-    conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {who.token}"}))
-    out = ""
-    await conn.write_message(json.dumps(["stdin", command + "\r"]))
-    deadline = time.monotonic() + 60
-    while marker not in out and time.monotonic() < deadline:
-        msg = await asyncio.wait_for(conn.read_message(), 60)
-        if msg is None:
-            break
-        kind, *data = json.loads(msg)
-        if kind == "stdout":
-            out += data[0]
-    conn.close()
-    return out
-
-
 def test_terminal_finds_the_learner_environment(hub):
     """Does a JupyterLab terminal (a login shell, through the proxy) find academy, python, pip and jupyter of the learner environment?"""
     who, _ = start(hub)
     r = server(hub, who, "POST", "api/terminals")
     assert r.status_code == 200, r.text
     command = "for c in academy python pip jupyter; do echo \"$c=$(command -v $c)\"; done; echo DONE-$((6*7))"
-    out = asyncio.run(_terminal_output(hub, who, r.json()["name"], command, "DONE-42"))
+    out = asyncio.run(terminal_output(hub, who, r.json()["name"], command, "DONE-42"))
     assert "DONE-42" in out, out
     env_bin = str(Path(sys.executable).parent)
     for tool in ("academy", "python", "pip", "jupyter"):

@@ -7,6 +7,7 @@ autosave is switched off for this learner, so what reaches the disk was saved by
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -20,7 +21,8 @@ import pytest
 import requests
 
 from _support import need
-from slurm_hub import job_of, job_state, make_learner, new_username, slurm, slurm_site, spawn, start_hub
+from lab_support import terminal_output
+from slurm_hub import PYTHON_ENV, job_of, job_state, make_learner, new_username, slurm, slurm_site, spawn, start_hub
 
 pytestmark = [pytest.mark.slurm, pytest.mark.browser]
 
@@ -139,3 +141,19 @@ def test_walltime_countdown_more_time_saves_and_the_end(hub, browser):
     text = message.inner_text()
     assert "end of its walltime" in text and "were saved" in text, text
     context.close()
+
+
+def test_terminal_in_a_slurm_job_finds_the_learner_environment(hub):
+    """Does a JupyterLab terminal inside the learner's Slurm job find academy, python, pip and jupyter of the
+    shared learner environment (not the node's system Python)?"""
+    learner = make_learner(hub, new_username("tm"))
+    spawn(hub, learner, {"profile": "cpu", "hours": 1}, timeout=180)
+    base = f"{hub.url}/user/{learner.name}"
+    r = requests.post(f"{base}/api/terminals", headers={"Authorization": f"token {learner.token}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    command = "for c in academy python pip jupyter; do echo \"$c=$(command -v $c)\"; done; echo DONE-$((6*7))"
+    out = asyncio.run(terminal_output(hub, learner, r.json()["name"], command, "DONE-42"))
+    env_bin = str(PYTHON_ENV / "bin")
+    for tool in ("academy", "python", "pip", "jupyter"):
+        assert f"{tool}={env_bin}/{tool}" in out, (tool, out)
+    hub.api("DELETE", f"/users/{learner.name}/server", learner.token)

@@ -167,6 +167,9 @@ class AcademyLocalSpawner(WalltimeMixin, ProfilePickerMixin, LocalProcessSpawner
         self.last_stop_message = ""
         self._walltime_start = time.time()
         self._ended_at_walltime = False
+        if self.walltime_hour_seconds != 3600:
+            self.log.warning("Test setting: one walltime hour lasts %.0f s for %s", self.walltime_hour_seconds,
+                             self.user.name)
         result = await super().start()
         self._schedule_end()
         return result

@@ -68,6 +68,9 @@ class WalltimeMixin(HasTraits):
             profile, total = self.check_extension(more)
             end = await self.apply_walltime(total)
             self.walltime_hours = total
+            save = getattr(self, "_save_state", None)
+            if save is not None:  # Slurm jobs outlive a hub restart: keep the new hours with the job id
+                save()
         self.log.info("More time for %s: %d h now (profile %s allows %d h)", self.user.name, total, profile.slug,
                       profile.max_hours)
         return {"hours": total, "max_hours": profile.max_hours, "end": end}
