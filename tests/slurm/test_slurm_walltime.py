@@ -92,7 +92,8 @@ def test_walltime_countdown_more_time_saves_and_the_end(hub, browser):
     cells = [{"cell_type": "code", "metadata": {}, "source": "", "outputs": [], "execution_count": None}]
     r = requests.put(f"{base}/api/contents/walltime.ipynb", headers=auth, timeout=60, json={
         "type": "notebook", "format": "json",
-        "content": {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}})
+        "content": {"cells": cells, "nbformat": 4, "nbformat_minor": 5, "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}})
     assert r.status_code == 201, r.text
 
     # More time: within the profile's 4 h, then beyond it.
@@ -113,6 +114,7 @@ def test_walltime_countdown_more_time_saves_and_the_end(hub, browser):
     wait_for(lambda: LEFT_RE.search(page.locator(".academy-walltime").inner_text()), 30, "the countdown")
     assert 3600 < seconds_left(page) <= 7200, "the countdown shows the extended 2 h"
 
+    page.locator(".jp-Dialog").wait_for(state="detached", timeout=60_000)  # no dialog may catch the typing
     page.locator(".lm-TabBar-tab", has_text="walltime.ipynb").first.click()
     editor = page.locator(".jp-NotebookPanel:visible .jp-CodeCell .jp-InputArea-editor").first
     editor.click()
