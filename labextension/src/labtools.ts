@@ -7,6 +7,7 @@ import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { pythonIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { APIError, INotice, IResources, every, request } from './api';
@@ -87,6 +88,7 @@ export function addEnvironments(app: JupyterFrontEnd, launcher: ILauncher | null
   let available = false;
   app.commands.addCommand(NEW_ENV, {
     label: 'New Python environment',
+    icon: pythonIcon,
     caption: 'Your own environment on top of the shared one, as a notebook kernel',
     isVisible: () => available,
     execute: async () => {

@@ -7,6 +7,7 @@ import { DocumentWidget } from '@jupyterlab/docregistry';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import { IStateDB } from '@jupyterlab/statedb';
+import { folderIcon, infoIcon, listIcon, notebookIcon } from '@jupyterlab/ui-components';
 
 import { ISession } from './api';
 
@@ -33,6 +34,7 @@ export function addLanding(
   const help = () => session()?.help;
   commands.addCommand(COMMANDS.welcome, {
     label: 'Welcome to the Academy',
+    icon: notebookIcon,
     caption: 'Open the welcome notebook',
     execute: () => {
       const path = session()?.welcome;
@@ -41,16 +43,19 @@ export function addLanding(
   });
   commands.addCommand(COMMANDS.curriculum, {
     label: 'Curriculum',
+    icon: folderIcon,
     caption: 'The course notebooks, in order',
     execute: () => commands.execute('filebrowser:go-to-path', { path: session()?.curriculum ?? '' })
   });
   commands.addCommand(COMMANDS.assignments, {
     label: 'Course assignments',
+    icon: listIcon,
     caption: 'Fetched assignments are folders in your home',
     execute: () => commands.execute('filebrowser:go-to-path', { path: '/' })
   });
   commands.addCommand(COMMANDS.help, {
     label: 'AI Factory help',
+    icon: infoIcon,
     caption: 'The centre’s help pages',
     isVisible: () => !!help()?.url,
     isEnabled: () => !!help()?.url,

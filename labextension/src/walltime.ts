@@ -85,7 +85,7 @@ export class WalltimeClock {
       return;
     }
     this.node.show();
-    this.node.node.textContent = `⏱ ${formatLeft(left)} left`;
+    this.node.node.textContent = `${formatLeft(left)} left`;
     this.node.toggleClass('academy-walltime-low', left <= 15 * 60);
     for (const minutes of SAVE_AT) {
       this.once(`save-${minutes}`, left <= minutes * 60 && left > 0, () => void this.save(minutes));
