@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import time
 
@@ -25,3 +26,9 @@ async def terminal_output(hub, who, name: str, command: str, marker: str) -> str
             out += data[0]
     conn.close()
     return out
+
+
+def terminal_run(hub, who, name: str, command: str, marker: str) -> str:
+    """``terminal_output`` from synchronous tests, in its own thread: Playwright's sync API may hold this one's loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, terminal_output(hub, who, name, command, marker)).result()

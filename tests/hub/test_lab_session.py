@@ -6,7 +6,6 @@ server's own token, read from the real server process as root).
 """
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub_harness import make_learner, running_hub
-from lab_support import terminal_output
+from lab_support import terminal_run
 
 pytestmark = pytest.mark.hub
 
@@ -117,7 +116,7 @@ def test_terminal_finds_the_learner_environment(hub):
     r = server(hub, who, "POST", "api/terminals")
     assert r.status_code == 200, r.text
     command = "for c in academy python pip jupyter; do echo \"$c=$(command -v $c)\"; done; echo DONE-$((6*7))"
-    out = asyncio.run(terminal_output(hub, who, r.json()["name"], command, "DONE-42"))
+    out = terminal_run(hub, who, r.json()["name"], command, "DONE-42")
     assert "DONE-42" in out, out
     env_bin = str(Path(sys.executable).parent)
     for tool in ("academy", "python", "pip", "jupyter"):

@@ -7,7 +7,6 @@ autosave is switched off for this learner, so what reaches the disk was saved by
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -21,7 +20,7 @@ import pytest
 import requests
 
 from _support import need
-from lab_support import terminal_output
+from lab_support import terminal_run
 from slurm_hub import PYTHON_ENV, job_of, job_state, make_learner, new_username, slurm, slurm_site, spawn, start_hub
 
 pytestmark = [pytest.mark.slurm, pytest.mark.browser]
@@ -154,7 +153,7 @@ def test_terminal_in_a_slurm_job_finds_the_learner_environment(hub):
     r = requests.post(f"{base}/api/terminals", headers={"Authorization": f"token {learner.token}"}, timeout=60)
     assert r.status_code == 200, r.text
     command = "for c in academy python pip jupyter; do echo \"$c=$(command -v $c)\"; done; echo DONE-$((6*7))"
-    out = asyncio.run(terminal_output(hub, learner, r.json()["name"], command, "DONE-42"))
+    out = terminal_run(hub, learner, r.json()["name"], command, "DONE-42")
     env_bin = str(PYTHON_ENV / "bin")
     for tool in ("academy", "python", "pip", "jupyter"):
         assert f"{tool}={env_bin}/{tool}" in out, (tool, out)
