@@ -11,13 +11,14 @@ APT_RUN := python3 python3-venv python3-dev
 # And what the tests drive for real: Chromium, a one-node Slurm, the grading sandbox.
 APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
 
-.PHONY: help up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop bench-load bench-session
+.PHONY: help lab up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop bench-load bench-session
 
 help:
 	@echo "make up         install everything and start the hub on http://127.0.0.1:8000"
 	@echo "make test       install everything the tests need and run the whole suite"
 	@echo "make test-fast  unit tests only (no hub, Slurm, browser or kernels)"
 	@echo "make doctor     check the installation"
+	@echo "make lab        build the Academy JupyterLab extension (part of install)"
 	@echo "make bench      run the speed benchmarks (curriculum, autograde, spawn); results in benchmarks/results/"
 
 # `make up PORT=8200` (and `make doctor PORT=8200`) override hub.port of the site config.
@@ -49,9 +50,21 @@ node_modules/.installed: package.json package-lock.json | system-run
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed-run node_modules/.installed
+# The Academy JupyterLab extension (labextension/), prebuilt into the package so learner servers find
+# it without a build of their own (hub/singleuser/jupyter_server_config.py); the output is git-ignored.
+LABEXT := hub/academy/lab/labextensions/academy-lab/package.json
+LABEXT_SRC := $(wildcard labextension/src/*.ts labextension/style/*) labextension/package.json labextension/tsconfig.json
 
-install-test: system-test $(VENV)/.installed-test node_modules/.installed
+$(LABEXT): $(LABEXT_SRC) $(VENV)/.installed-run node_modules/.installed
+	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$$PATH" tsc \
+		&& PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$$PATH" jupyter-builder build .
+	touch $@
+
+lab: $(LABEXT)
+
+install: $(VENV)/.installed-run node_modules/.installed $(LABEXT)
+
+install-test: system-test $(VENV)/.installed-test node_modules/.installed $(LABEXT)
 
 test: install-test
 	./.ci/shared-access
@@ -83,7 +96,7 @@ bench-load: install-test
 	$(PY) benchmarks/load.py --learners 30 60 100
 
 clean:
-	rm -rf $(VENV) node_modules test-output .pytest_cache
+	rm -rf $(VENV) node_modules test-output .pytest_cache labextension/lib labextension/tsconfig.tsbuildinfo hub/academy/lab/labextensions
 
 bench-session: install-test
 	./.ci/shared-access

@@ -277,6 +277,29 @@ def update_load_test(c: Config, cfg: dict) -> None:
         }]
 
 
+def update_lab(c: Config, cfg: dict) -> None:
+    """Learner-side JupyterLab: help links, welcome notebook and walltime settings reach each server as
+    ACADEMY_* variables (read by the ``academy.lab`` server extension); the hub pages say why a server ended."""
+    lab = cfg["lab"]
+    target = cfg["curriculum"]["target"]
+    env = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
+    env.update({
+        "ACADEMY_HELP_URL": lab["help_url"],
+        "ACADEMY_HELP_EMAIL": lab["help_email"],
+        "ACADEMY_ASK_TRAINER_URL": lab["ask_trainer_url"],
+        "ACADEMY_CURRICULUM": target,
+        "ACADEMY_WELCOME": f"{target}/{lab['welcome']}" if lab["welcome"] else "",
+        "ACADEMY_WALLTIME_RECHECK": str(lab["walltime_recheck_seconds"]),
+    })
+    c.Spawner.environment = env
+    if cfg["backend"] == "local":
+        c.AcademyLocalSpawner.walltime_hour_seconds = float(cfg["local"]["walltime_hour_seconds"])
+    from academy.spawners.slurm_messages import last_stop_message
+
+    # Both backends store why a server ended (walltime, cancelled job) for hub/templates to show.
+    c.JupyterHub.template_vars.update({"academy_last_stop": last_stop_message})
+
+
 UPDATERS = [
     update_hub,
     update_proxy,
@@ -290,6 +313,7 @@ UPDATERS = [
     update_workshops,
     update_spawn_queue,
     update_load_test,
+    update_lab,
 ]
 
 

@@ -42,7 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "groups": {},
     "profiles_file": "spawner_config/profiles.yaml",
     "curriculum": {"source": "notebooks", "target": "ai-factory-academy"},
-    "local": {"homes_dir": "", "start_timeout": 60},
+    "lab": {"help_url": "", "help_email": "", "ask_trainer_url": "", "welcome": "00_welcome.ipynb",
+            "walltime_recheck_seconds": 180},
+    "local": {"homes_dir": "", "start_timeout": 60, "walltime_hour_seconds": 3600},
     "slurm": {
         "batch_script": "spawner_config/slurm.sh.j2",
         "python_env": str(PROJECT_ROOT / ".venv"),

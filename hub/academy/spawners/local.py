@@ -6,6 +6,8 @@ owns its home under the state directory, so learner code never runs as root and
 learners cannot read each other's files or server tokens. When the hub runs as an
 ordinary user (a trainer's laptop), servers run as that user.  As root, each server also runs
 in a cgroup with its profile's memory and cores (:mod:`academy.spawners.cgroups`).
+The hours chosen on the form are enforced as Slurm would: the hub stops the server at its end
+(``ACADEMY_WALLTIME_END`` tells the server when), and More time moves that end.
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import asyncio
 import os
 import pwd
 import sys
+import time
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
-from traitlets import Bool, Unicode
+from traitlets import Bool, Float, Unicode, validate
 
 from academy.accounts import LOCAL_UNIX_PREFIX
 from academy import localusers
@@ -25,9 +28,13 @@ from academy.spawners import cgroups
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
 from academy.spawners.queue import QueuedStartMixin, StartPhases
+from academy.spawners import walltime_api
+from academy.spawners.walltime import WalltimeMixin
+
+walltime_api.install()
 
 
-class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpawner):
+class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, LocalProcessSpawner):
     """Local processes behind the same profile picker as the Slurm backend."""
 
     homes_dir = Unicode(
@@ -44,6 +51,20 @@ class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpaw
         config=True,
         help="Prefix of the Unix accounts created for hub users when the hub runs as root.",
     )
+
+    walltime_hour_seconds = Float(
+        3600.0,
+        config=True,
+        help="Seconds one walltime hour lasts. For tests only (a small value speeds sessions up); "
+             "production keeps 3600.",
+    )
+    last_stop_message = Unicode("", help="Why the last server ended (walltime), for the hub's pages.")
+
+    @validate("walltime_hour_seconds")
+    def _check_hour(self, proposal):
+        if not proposal["value"] > 0:
+            raise ValueError("walltime_hour_seconds must be positive")
+        return proposal["value"]
 
     @property
     def home_dir(self) -> str:
@@ -123,20 +144,78 @@ class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpaw
 
     async def start(self):
         phases = StartPhases()
+        self.last_stop_message = ""
+        self._ended_at_walltime = False
+        if self.walltime_hour_seconds != 3600:
+            self.log.warning("Test setting: one walltime hour lasts %.0f s for %s", self.walltime_hour_seconds,
+                             self.user.name)
         try:
             # useradd and the curriculum copy block for a while; the hub's event loop must not.
             await phases.time("home", asyncio.to_thread(self._prepare_home))
             await phases.time("curriculum", asyncio.to_thread(self._deliver_curriculum))
             await phases.time("limits", self._limit_resources())
+            # Set before the process starts: get_env hands the end time to the server.
+            self._walltime_start = time.time()
             ip, port = await phases.time("process", super().start())
         except BaseException:
             self.release_start_slot()
             raise
+        self._schedule_end()
         # A local start spends its CPU until the server answers, so the slot is held until then.
         self.hold_slot_until_answering(f"http://{ip}:{port}", phases)
         return ip, port
 
+    # -- walltime, enforced as Slurm would --------------------------------------------------------
+    _walltime_start: float = 0.0
+    _end_timer: asyncio.TimerHandle | None = None
+    _ended_at_walltime: bool = False
+
+    def walltime_end(self) -> float | None:
+        hours = self.current_hours()
+        return self._walltime_start + hours * self.walltime_hour_seconds if self._walltime_start and hours else None
+
+    def _schedule_end(self) -> None:
+        if self._end_timer is not None:
+            self._end_timer.cancel()
+        end = self.walltime_end()
+        if end is not None:
+            # poll() notices the end; poll_and_notify tells the hub at once, not at its next poll.
+            self._end_timer = asyncio.get_running_loop().call_later(
+                max(0.0, end - time.time()) + 0.5, lambda: asyncio.ensure_future(self.poll_and_notify()))
+
+    async def apply_walltime(self, total_hours: int) -> float | None:
+        self.walltime_hours = total_hours
+        self._schedule_end()
+        return self.walltime_end()
+
+    async def poll(self):
+        end = self.walltime_end()
+        if end is not None and self.pid and time.time() >= end and not self._ended_at_walltime:
+            self._ended_at_walltime = True  # stop() polls too: end it once
+            self.log.info("Walltime of %s ended: stopping the server", self.user.name)
+            self.last_stop_message = (
+                f"Your previous server reached the end of its walltime ({self.current_hours()} h) at "
+                f"{time.strftime('%H:%M', time.localtime(end))} and was stopped. Notebooks open in JupyterLab "
+                "were saved 5 minutes and 1 minute before the end. Your files are kept; start a new server "
+                "when you are ready.")
+            await self.stop()
+            return 0
+        return await super().poll()
+
+    def get_state(self):
+        state = super().get_state()
+        if self.last_stop_message:
+            state["last_stop_message"] = self.last_stop_message
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.last_stop_message = state.get("last_stop_message", "")
+
     async def stop(self, now=False):
+        if self._end_timer is not None:
+            self._end_timer.cancel()
+            self._end_timer = None
         await super().stop(now=now)
         if self._group is not None:
             left = await asyncio.get_running_loop().run_in_executor(None, self._group.end)
@@ -172,6 +251,9 @@ class AcademyLocalSpawner(QueuedStartMixin, ProfilePickerMixin, LocalProcessSpaw
         env = super().get_env()
         # The single-user server and kernels come from the hub's own environment.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+        end = self.walltime_end()
+        if end is not None:
+            env["ACADEMY_WALLTIME_END"] = str(int(end))
         return env
 
     def move_certs(self, paths):

@@ -22,7 +22,7 @@ from batchspawner import SlurmSpawner
 from sqlalchemy import inspect
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
-from academy.spawners import slurm_api, slurm_commands as commands, slurm_messages as messages
+from academy.spawners import slurm_api, slurm_commands as commands, slurm_messages as messages, slurm_walltime
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
 from academy.spawners.queue import QueuedStartMixin
@@ -35,7 +35,7 @@ from academy.spawners.slurm_states import UNREACHABLE_RE, Phase
 slurm_api.install()
 
 
-class AcademySlurmSpawner(QueuedStartMixin, ProfilePickerMixin, SlurmSpawner):
+class AcademySlurmSpawner(slurm_walltime.SlurmWalltimeMixin, QueuedStartMixin, ProfilePickerMixin, SlurmSpawner):
     """JupyterLab as a Slurm job, with the Academy's profiles, safety and visibility."""
 
     batch_script_file = Unicode(config=True, help="Path of the Jinja2 batch-script template (spawner_config/slurm.sh.j2).")

@@ -49,7 +49,9 @@ def ended(view: JobView) -> str:
     state = (view.info.state if view.info else "GONE").split()[0].rstrip("+")
     what = ENDINGS.get(state, f"ended ({state})")
     when = f" at {_clock(view.info.end)}" if view.info and view.info.end and state != "GONE" else ""
-    return f"Your previous server (Slurm job {view.job_id}) {what}{when}. Your files are kept; start a new server when you are ready."
+    saved = " Notebooks open in JupyterLab were saved 5 minutes and 1 minute before the end." if state == "TIMEOUT" else ""
+    return (f"Your previous server (Slurm job {view.job_id}) {what}{when}.{saved} "
+            "Your files are kept; start a new server when you are ready.")
 
 
 def start_failed(view: JobView, log_path: str, has_tail: bool) -> str:

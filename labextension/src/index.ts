@@ -1,0 +1,49 @@
+/**
+ * AI Factory Academy in JupyterLab: one prebuilt extension shipped in the `academy` Python package.
+ */
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILauncher } from '@jupyterlab/launcher';
+import { IMainMenu } from '@jupyterlab/mainmenu';
+import { IStateDB } from '@jupyterlab/statedb';
+import { IStatusBar } from '@jupyterlab/statusbar';
+
+import { ISession } from './api';
+import { addLanding, openWelcomeOnce } from './landing';
+import { addEnvironments, addNotices, addResources } from './labtools';
+import { EXTEND_COMMAND, WalltimeClock, askForMoreTime, startClock } from './walltime';
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'academy-lab:plugin',
+  description: 'Walltime, resources, notices, environments and the Academy landing.',
+  autoStart: true,
+  optional: [IStatusBar, ILauncher, IMainMenu, IStateDB],
+  activate: (
+    app: JupyterFrontEnd,
+    statusBar: IStatusBar | null,
+    launcher: ILauncher | null,
+    mainMenu: IMainMenu | null,
+    state: IStateDB | null
+  ) => {
+    let latest: ISession | null = null;
+    let welcomed = false;
+    const clock = new WalltimeClock(app, statusBar);
+    addLanding(app, () => latest, launcher, mainMenu);
+    const refresh = startClock(app, clock, session => {
+      latest = session;
+      if (!welcomed) {
+        welcomed = true;
+        void app.restored.then(() => openWelcomeOnce(app, state, session));
+      }
+    });
+    app.commands.addCommand(EXTEND_COMMAND, {
+      label: 'More time…',
+      caption: 'Ask for more walltime, within your profile’s maximum',
+      execute: () => askForMoreTime(clock, refresh)
+    });
+    addResources(statusBar);
+    addNotices();
+    addEnvironments(app, launcher);
+  }
+};
+
+export default plugin;
