@@ -1,14 +1,12 @@
 """The Slurm backend: each learner's JupyterLab is a batch job, hardened on top of batchspawner.
 
-What this adds to ``batchspawner.SlurmSpawner`` (the why of each is in its module):
-
-* the profile picker and strict ``user_options`` (``picker``/``options``); the script sees only
-  the vetted ``SpawnRequest`` (``slurm_script``), never raw user options;
-* commands run without a shell, user names checked (``slurm_commands``);
-* one batched ``squeue`` for all servers, outages never mistaken for "job gone" (``slurm_query``);
-* the port report endpoint that accepts only a port (``slurm_api``);
-* pending-job progress with reason and estimated start, fast failure with the job's log tail,
-  and a stored message when a job ends behind the hub's back (``slurm_messages``).
+What this adds to ``batchspawner.SlurmSpawner`` (the why of each is in its module): the profile
+picker and strict ``user_options`` (``picker``/``options``; the script sees only the vetted
+``SpawnRequest``, ``slurm_script``); commands without a shell (``slurm_commands``); one batched
+``squeue`` for all servers, outages never taken for "job gone" (``slurm_query``); the port-only
+report endpoint (``slurm_api``); pending-job progress, fast failure with the log tail and a stored
+reason when a job ends behind the hub's back (``slurm_messages``); the fair start queue
+(``queue``) and "More time" through ``scontrol`` (``slurm_walltime``).
 """
 from __future__ import annotations
 
@@ -154,9 +152,7 @@ class AcademySlurmSpawner(slurm_walltime.SlurmWalltimeMixin, QueuedStartMixin, P
                      f"{self.python_env.rstrip('/')}/bin/jupyterhub-singleuser", *self.get_args()],
             export=list(self.get_env()),
             log_dir=self.log_dir(),
-            curriculum_source=self.curriculum_source,
-            curriculum_target=self.curriculum_target,
-            jobrc=self.jobrc,
+            curriculum_source=self.curriculum_source, curriculum_target=self.curriculum_target, jobrc=self.jobrc,
         )
         return render(self.batch_script_file, ctx)
 
