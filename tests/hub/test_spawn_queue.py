@@ -1,6 +1,7 @@
 """Many learners at once, on a real hub and proxy: a fair start queue, and a hub that keeps answering."""
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -53,9 +54,13 @@ def test_burst_beyond_the_limit_queues_and_starts_in_order(queued_hub):
     hub = queued_hub
     learners = [make_learner(hub, "q") for _ in range(4)]
     try:
+        # Sent together (a second apart, so arrival order is list order): one after another, each POST
+        # would wait for its own start on a quick machine, and nothing would ever queue.
+        pool = concurrent.futures.ThreadPoolExecutor(len(learners))
+        posts = []
         for who in learners:
-            r = hub.api("POST", f"/users/{who.name}/server", who.token, json={})
-            assert r.status_code in (201, 202), r.text
+            posts.append(pool.submit(hub.api, "POST", f"/users/{who.name}/server", who.token, json={}))
+            time.sleep(1)
         last = learners[-1]
         # A second request for the same server joins its start: JupyterHub answers "already pending".
         again = hub.api("POST", f"/users/{last.name}/server", last.token, json={})
@@ -71,6 +76,9 @@ def test_burst_beyond_the_limit_queues_and_starts_in_order(queued_hub):
         second = queue_place(hub, last)
         if second is not None:
             assert second["position"] <= first["position"]
+        for post in posts:
+            assert post.result().status_code in (201, 202), post.result().text
+        pool.shutdown()
         for who in learners:
             hub.wait_ready(who.name, who.token, timeout=900)
         log = hub.log_path.read_text(errors="replace")
