@@ -7,19 +7,16 @@ everyone else carry on.
 from __future__ import annotations
 
 import asyncio
-import json
 import pwd
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 from _support import exited, need
 from academy.spawners import cgroups
 from hub_harness import make_learner, running_hub
+from lab_support import kernel_messages
 
 pytestmark = pytest.mark.hub
 
@@ -101,33 +98,6 @@ def server_pid(account: str) -> int:
     raise AssertionError(f"no server process of {account}")
 
 
-async def execute(hub, learner, kernel_id: str, code: str, timeout: float = 60) -> list[dict]:
-    """Run ``code`` in a kernel over the Jupyter websocket; the iopub/shell messages until reply or death."""
-    url = f"ws://127.0.0.1:{hub.port}/user/{learner.name}/api/kernels/{kernel_id}/channels"
-    conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {learner.token}"}))
-    msg_id = uuid.uuid4().hex
-    conn.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": learner.name,
-                   "session": uuid.uuid4().hex, "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
-    }))
-    seen = []
-    try:
-        while True:
-            raw = await asyncio.wait_for(conn.read_message(), timeout)
-            if raw is None:
-                return seen
-            msg = json.loads(raw)
-            seen.append(msg)
-            state = msg.get("content", {}).get("execution_state")
-            if msg["msg_type"] == "execute_reply" or state in ("restarting", "dead"):
-                return seen
-    finally:
-        conn.close()
-
-
 def test_server_and_its_kernels_run_inside_the_profiles_limits(hub, learner):
     """Are the learner's server and the kernels it starts in a cgroup with the profile's memory and cores?"""
     account = f"acad-{learner.name}"
@@ -142,7 +112,7 @@ def test_server_and_its_kernels_run_inside_the_profiles_limits(hub, learner):
                              headers={"Authorization": f"token {learner.token}"}, timeout=60)
     assert r.status_code == 201, r.text
     kernel_id = r.json()["id"]
-    replies = asyncio.run(execute(hub, learner, kernel_id, "import os; print(os.getpid())"))
+    replies = asyncio.run(kernel_messages(hub, learner, kernel_id, "import os; print(os.getpid())"))
     kernel_pid = int(next(m for m in replies if m["msg_type"] == "stream")["content"]["text"])
     assert in_group(kernel_pid, account)
 
@@ -153,7 +123,7 @@ def test_a_memory_bomb_stops_at_the_profile_limit_and_nothing_else_suffers(hub, 
     r = learner.session.post(f"{hub.url}/user/{learner.name}/api/kernels", json={"name": "python3"},
                              headers={"Authorization": f"token {learner.token}"}, timeout=60)
     assert r.status_code == 201, r.text
-    replies = asyncio.run(execute(hub, learner, r.json()["id"], "x = b'a' * (2 * 1024**3)\nprint('survived')"))
+    replies = asyncio.run(kernel_messages(hub, learner, r.json()["id"], "x = b'a' * (2 * 1024**3)\nprint('survived')"))
     printed = "".join(m["content"].get("text", "") for m in replies if m["msg_type"] == "stream")
     assert "survived" not in printed
     assert times_limit_hit(account) > 0, "the limit was never reached"
@@ -173,7 +143,7 @@ def test_stopping_the_server_ends_what_it_left_running(hub):
     r = other.session.post(f"{hub.url}/user/{other.name}/api/kernels", json={"name": "python3"},
                            headers={"Authorization": f"token {other.token}"}, timeout=60)
     code = ("import subprocess\np = subprocess.Popen(['sleep', '600'], start_new_session=True)\nprint(p.pid)")
-    replies = asyncio.run(execute(hub, other, r.json()["id"], code))
+    replies = asyncio.run(kernel_messages(hub, other, r.json()["id"], code))
     stray = int(next(m for m in replies if m["msg_type"] == "stream")["content"]["text"])
     assert in_group(stray, account)
     r = hub.api("DELETE", f"/users/{other.name}/server", other.token)

@@ -16,17 +16,15 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 from _support import need
 from academy.spawners import cgroups
 from hub_harness import REPO, make_learner, running_hub
+from lab_support import kernel_messages, kernel_output
 
 pytestmark = pytest.mark.hub
 
@@ -126,38 +124,6 @@ def use_standin_gpu(hub, who, utilization: float) -> None:
         "memory_used_bytes": 1 << 30, "memory_total_bytes": 80 << 30, "energy_millijoules": 1000.0}]))
 
 
-async def _start_cell(hub, who, kernel_id: str, code: str, wait_reply: bool, timeout: float = 120) -> list[dict]:
-    """Send ``code`` to a kernel over the websocket; wait for its reply, or only until it is busy with it."""
-    url = f"ws://127.0.0.1:{hub.port}/user/{who.name}/api/kernels/{kernel_id}/channels"
-    conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {who.token}"}))
-    msg_id = uuid.uuid4().hex
-    conn.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": who.name,
-                   "session": uuid.uuid4().hex, "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
-    }))
-    seen = []
-    try:
-        while True:
-            msg = json.loads(await asyncio.wait_for(conn.read_message(), timeout))
-            seen.append(msg)
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "execute_reply" or (not wait_reply and msg["msg_type"] == "execute_input"):
-                return seen
-    finally:
-        conn.close()
-
-
-def run_cell(hub, who, kernel_id: str, code: str) -> str:
-    replies = asyncio.run(_start_cell(hub, who, kernel_id, code, wait_reply=True))
-    errors = [m["content"] for m in replies if m["msg_type"] == "error"]
-    assert not errors, errors
-    return "".join(m["content"].get("text", "") for m in replies if m["msg_type"] == "stream")
-
-
 def new_kernel(hub, who, name: str = "python3") -> str:
     r = server_api(hub, who, "POST", "api/kernels", json={"name": name})
     assert r.status_code == 201, r.text
@@ -210,7 +176,7 @@ def test_culler_frees_idle_gpu_keeps_busy_kernel_and_busy_gpu_and_warns_first(hu
         assert gpus[0]["utilization_percent"] == 90 and gpus[0]["name"] == "Stand-in H100"
         spawn(hub, busy_kernel, profile="gpu")
         kid = new_kernel(hub, busy_kernel)
-        asyncio.run(_start_cell(hub, busy_kernel, kid, "import time; time.sleep(900)", wait_reply=False))
+        asyncio.run(kernel_messages(hub, busy_kernel, kid, "import time; time.sleep(900)", until="started"))
         spawn(hub, idle, profile="gpu")
         new_kernel(hub, idle)
 
@@ -261,7 +227,7 @@ def test_academy_env_create_then_pip_install_then_a_notebook_on_its_kernel_impor
         specs = server_api(hub, who, "GET", "api/kernelspecs").json()["kernelspecs"]
         assert "academy-myenv" in specs
         kid = new_kernel(hub, who, "academy-myenv")
-        out = run_cell(hub, who, kid, f"import {PACKAGE}, os, sys; print(sys.prefix); print(os.getuid())")
+        out = kernel_output(hub, who, kid, f"import {PACKAGE}, os, sys; print(sys.prefix); print(os.getuid())")
         prefix, uid = out.split()
         assert prefix == str(home_of(hub, who) / ".academy" / "envs" / "myenv")
         assert int(uid) == pwd.getpwnam(f"acad-{who.name}").pw_uid

@@ -6,45 +6,14 @@ PyPI (or $PIP_INDEX_URL) must be reachable.
 """
 from __future__ import annotations
 
-import asyncio
-import json
-import uuid
 
 import pytest
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
+from lab_support import kernel_output
 from slurm_hub import spawn
 
 pytestmark = pytest.mark.slurm
 PACKAGE = "cowsay"  # tiny, pure Python, not in the shared environment
-
-
-async def _run(hub, who, kernel_id: str, code: str, timeout: float = 600) -> str:
-    url = f"ws://127.0.0.1:{hub.port}/user/{who.name}/api/kernels/{kernel_id}/channels"
-    conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {who.token}"}))
-    msg_id = uuid.uuid4().hex
-    conn.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": who.name,
-                   "session": uuid.uuid4().hex, "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
-    }))
-    out = []
-    try:
-        while True:
-            msg = json.loads(await asyncio.wait_for(conn.read_message(), timeout))
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "error":
-                raise AssertionError("\n".join(msg["content"]["traceback"]))
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            if msg["msg_type"] == "execute_reply":
-                return "".join(out)
-    finally:
-        conn.close()
 
 
 def kernel(hub, who, name: str) -> str:
@@ -70,12 +39,13 @@ def test_env_create_pip_install_and_kernel_inside_a_slurm_job(slurm_hub, learner
             "assert r.returncode == 0, r.stdout + r.stderr\n"
             "print(os.environ['SLURM_JOB_ID'])\n"
         )
-        job_id = asyncio.run(_run(slurm_hub, learner, setup, code)).strip()
+        job_id = kernel_output(slurm_hub, learner, setup, code, timeout=600).strip()
         assert job_id.isdigit()
         own = kernel(slurm_hub, learner, "academy-myenv")
-        out = asyncio.run(_run(slurm_hub, learner, own,
-                               f"import {PACKAGE}, os, sys, pwd\n"
-                               "print(os.environ.get('SLURM_JOB_ID'), pwd.getpwuid(os.getuid()).pw_name, sys.prefix)"))
+        out = kernel_output(slurm_hub, learner, own,
+                            f"import {PACKAGE}, os, sys, pwd\n"
+                            "print(os.environ.get('SLURM_JOB_ID'), pwd.getpwuid(os.getuid()).pw_name, sys.prefix)",
+                            timeout=600)
         job, user, prefix = out.split()
         assert job == job_id and user == learner.name
         assert prefix.endswith("/.academy/envs/myenv")
