@@ -1,0 +1,218 @@
+"""Course work from the workshop page against a real hub, real participants (Unix users), real nbgrader.
+
+One module-scoped hub grades the tiny course (tests/tiny_course.py): a trainer releases it, two
+participants fetch and submit it as their own ``acad-`` accounts, and the trainer collects,
+autogrades, returns feedback and downloads the export through the service.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import requests
+from _support import need
+
+import tiny_course
+from hub_harness import ACADEMY, REPO, _RUN, running_hub
+from pipeline_support import make_layout, run_academy, sandbox_available, shared_tiny_course
+from workshop_support import make_trainer, post_form, service_url, sheet_credentials, track, unix_account, workshop_form, xsrf
+
+pytestmark = [pytest.mark.hub, pytest.mark.grading]
+
+SLUG = f"cw{_RUN}"
+
+
+@pytest.fixture(scope="module")
+def course_hub():
+    need(sandbox_available() and shutil.which("runuser") is not None, "root with bubblewrap, prlimit, setpriv, useradd and runuser")
+    shared = shared_tiny_course("academy-cw-")
+    state = Path(tempfile.mkdtemp(prefix="academy-cw-state-"))  # 0700 root, as the course state must be
+    course = {"course_dir": str(shared / "course"), "state_dir": str(state), "exchange_dir": str(shared / "exchange")}
+    with running_hub("cw", site={"workshops": {"course": course}}) as hub:
+        hub.layout = make_layout(shared / "course", state, shared / "exchange")
+        yield hub
+    shutil.rmtree(shared, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _as(user: str, *cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", user, "--", *cmd], capture_output=True, text=True, timeout=60)
+
+
+def _post(session, hub, path: str, data: dict) -> requests.Response:
+    token = xsrf(session, hub, f"w/{SLUG}")
+    return session.post(service_url(hub, path), data={"_xsrf": token, **data}, timeout=120, allow_redirects=False)
+
+
+def _wait(session, hub, timeout: float = 300) -> dict:
+    """Follow the status line's API until the running action ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = session.get(service_url(hub, f"api/workshops/{SLUG}/coursework"), timeout=60).json()
+        if view["status"]["state"] != "running":
+            return view
+        time.sleep(1)
+    raise TimeoutError("course-work action still running" + hub.log_tail())
+
+
+def _run_action(trainer, hub, action: str, **data) -> dict:
+    r = _post(trainer.session, hub, f"w/{SLUG}/coursework/{action}", data)
+    assert r.status_code == 303, r.text[-1500:]
+    view = _wait(trainer.session, hub)
+    assert view["status"]["action"] == action and view["status"]["state"] == "done", view["status"]
+    return view
+
+
+def _submit(hub, participant: str, answers: dict) -> None:
+    """The participant fetches and submits as their own Unix account, as a terminal in their server would."""
+    account = unix_account(participant)
+    home = Path(account.pw_dir)
+    layout = hub.layout
+    where = ["course", "--course-dir", str(layout.course_dir), "--exchange-dir", str(layout.exchange_dir)]
+    env = {"JUPYTERHUB_USER": participant}
+    proc = run_academy(*where, "fetch", "t1", user=account.pw_name, cwd=str(home), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    nb = tiny_course.make_submission(home / "t1" / "problems.ipynb", answers)
+    (home / "t1" / "problems.ipynb").write_text(nbformat.writes(nb))
+    os.chown(home / "t1" / "problems.ipynb", account.pw_uid, account.pw_gid)
+    proc = run_academy(*where, "submit", "t1", user=account.pw_name, cwd=str(home), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def graded(course_hub):
+    """Workshop with two participants who submitted (one right, one wrong), a released t1, a stranger's submission."""
+    hub = course_hub
+    trainer = make_trainer(hub, "trcw")
+    track(f"{SLUG}-01", f"{SLUG}-02")
+    r = post_form(trainer.session, hub, "new", workshop_form(SLUG, count="2", assignments="t1"))
+    assert r.status_code == 200, r.text[-1500:]
+    creds = sheet_credentials(r.text)
+    r = _post(trainer.session, hub, f"w/{SLUG}/release", {"kind": "assignment", "name": "t1"})
+    assert r.status_code == 200 and "released 1 notebook" in r.text, r.text[-1500:]
+    answers = {f"{SLUG}-01": tiny_course.SOLUTIONS, f"{SLUG}-02": tiny_course.WRONG}
+    for name, ans in answers.items():
+        _submit(hub, name, ans)
+    # Someone outside the workshop has a collected submission and a gradebook entry: it must stay out of everything.
+    from nbgrader.api import Gradebook
+    from pipeline_support import place_submission
+    place_submission(hub.layout, "stranger", "t1", {"problems.ipynb": tiny_course.make_submission(
+        hub.layout.step_dir("release", ".", "t1") / "problems.ipynb", tiny_course.SOLUTIONS)})
+    with Gradebook(hub.layout.db_url) as gb:
+        gb.update_or_create_student("stranger")
+    return trainer, creds, answers
+
+
+def test_trainer_collects_autogrades_returns_feedback_and_downloads_the_export(course_hub, graded):
+    """Do the page's Collect, Autograde (2 jobs), Feedback and Export grade exactly the two participants, and can the trainer download the results?"""
+    hub, (trainer, creds, answers) = course_hub, graded
+    page = trainer.session.get(service_url(hub, f"w/{SLUG}"), timeout=60).text
+    for action in ("collect", "autograde", "feedback", "export"):
+        assert f'id="cw-button-{action}"' in page
+    view = _run_action(trainer, hub, "collect")
+    assert sorted((r["participant"], r["status"]) for r in view["status"]["results"]) == [
+        (f"{SLUG}-01", "collected"), (f"{SLUG}-02", "collected")]
+    view = _run_action(trainer, hub, "autograde", jobs="2")
+    assert view["status"]["done"] == view["status"]["total"] == 2
+    from pipeline_support import scores
+    assert scores(hub.layout.db_url, "t1") == {n: tiny_course.expected_score(a) for n, a in answers.items()}
+    assert not (hub.layout.reports_dir("t1") / "stranger.json").exists(), "a non-participant was graded"
+    _run_action(trainer, hub, "feedback")
+    box = hub.layout.exchange_dir / hub.layout.course_id / "feedback"
+    for name in answers:
+        other = next(n for n in answers if n != name)
+        mine = _as(unix_account(name).pw_name, "cat", str(box / name / "t1" / "problems.html"))
+        assert mine.returncode == 0 and tiny_course.HIDDEN_LINE not in mine.stdout
+        assert _as(unix_account(name).pw_name, "cat", str(box / other / "t1" / "problems.html")).returncode != 0
+    assert not (box / "stranger").exists()
+    view = _run_action(trainer, hub, "export")
+    assert sorted(d["name"] for d in view["downloads"]) == sorted(["grades.csv", "tests.csv", f"{SLUG}-01.html", f"{SLUG}-02.html"])
+    r = trainer.session.get(service_url(hub, f"w/{SLUG}/coursework/download/grades.csv"), timeout=60)
+    assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert sorted(row["student_id"] for row in rows) == sorted(answers), "the export holds exactly the participants"
+    assert {row["student_id"]: float(row["score"]) for row in rows} == {n: tiny_course.expected_score(a) for n, a in answers.items()}
+    tests = list(csv.DictReader(io.StringIO(trainer.session.get(service_url(hub, f"w/{SLUG}/coursework/download/tests.csv"), timeout=60).text)))
+    assert {row["student_id"] for row in tests} == set(answers) and len(tests) == 2 * len(tiny_course.TESTS)
+    report = trainer.session.get(service_url(hub, f"w/{SLUG}/coursework/report/{SLUG}-01.html"), timeout=60)
+    assert report.status_code == 200 and f"{tiny_course.MAX_SCORE:g} / {tiny_course.MAX_SCORE:g}" in report.text
+    assert "sandbox" in report.headers["Content-Security-Policy"]
+    stranger = trainer.session.get(service_url(hub, f"w/{SLUG}/coursework/report/stranger.html"), timeout=60)
+    assert stranger.status_code == 404
+    audit = hub.login("admin", hub.admin_password).get(service_url(hub, "audit.csv"), timeout=60).text
+    for action in ("collect", "autograde", "feedback", "export", "download"):
+        assert f"coursework.{action}" in audit
+    assert creds[f"{SLUG}-01"] not in audit
+
+
+def test_participant_and_other_trainer_get_403_on_course_work(course_hub, graded):
+    """Does a participant, and the trainer of another workshop, get 403 on every course-work page, API and download?"""
+    hub, (trainer, creds, _) = course_hub, graded
+    participant = hub.login(f"{SLUG}-01", creds[f"{SLUG}-01"])
+    other = make_trainer(hub, "trcwx")
+    assert post_form(other.session, hub, "new", workshop_form(f"{SLUG}x", count="0")).status_code in (200, 302)
+    other_token = xsrf(other.session, hub, f"w/{SLUG}x")
+    gets = [f"w/{SLUG}", f"api/workshops/{SLUG}/coursework", f"w/{SLUG}/coursework/download/grades.csv",
+            f"w/{SLUG}/coursework/download/tests.csv", f"w/{SLUG}/coursework/report/{SLUG}-01.html"]
+    for path in gets:
+        assert participant.get(service_url(hub, path), timeout=60).status_code == 403, path
+        assert other.session.get(service_url(hub, path), timeout=60).status_code == 403, path
+    for action in ("collect", "autograde", "feedback", "export"):
+        path = f"w/{SLUG}/coursework/{action}"
+        r = participant.post(service_url(hub, path), data={"jobs": "2", "_xsrf": participant.cookies.get("_xsrf", "")}, timeout=60)
+        assert r.status_code == 403, path
+        r = other.session.post(service_url(hub, path), data={"jobs": "2", "_xsrf": other_token}, timeout=60, allow_redirects=False)
+        assert r.status_code == 403, path
+    # The API with a participant's token, as a script would use it.
+    token = hub.token_for(participant, f"{SLUG}-01")
+    r = requests.get(service_url(hub, f"api/workshops/{SLUG}/coursework"), headers={"Authorization": f"token {token}"}, timeout=60)
+    assert r.status_code == 403
+
+
+def test_participants_cannot_read_gradebook_sources_or_export_on_disk(course_hub, graded):
+    """As their own Unix account, can a participant read the gradebook, the instructor notebooks, or the export files?"""
+    hub, (trainer, _, _) = course_hub, graded
+    _run_action(trainer, hub, "export")
+    user = unix_account(f"{SLUG}-01").pw_name
+    layout = hub.layout
+    export = hub.state_dir / "workshops" / SLUG / "coursework" / "export"
+    assert (export / "grades.csv").is_file()
+    for path in (layout.db_url[len("sqlite:///"):], layout.source_dir / "t1" / "problems.ipynb",
+                 export / "grades.csv", export / "reports" / f"{SLUG}-01.html", layout.root / "autograded"):
+        probe = _as(user, "cat", str(path)) if not str(path).endswith("autograded") else _as(user, "ls", str(path))
+        assert probe.returncode != 0, f"{user} could read {path}"
+    assert _as(user, "ls", str(export.parent)).returncode != 0
+
+
+def test_bad_course_work_requests_get_clear_messages(course_hub, graded):
+    """Do an assignment outside the workshop, a silly job count and a POST without XSRF change nothing and say why?"""
+    hub, (trainer, _, _) = course_hub, graded
+    r = _post(trainer.session, hub, f"w/{SLUG}/coursework/collect", {"assignment": "a1_numpy_foundations"})
+    assert r.status_code == 400 and "is not an assignment of" in r.text
+    r = _post(trainer.session, hub, f"w/{SLUG}/coursework/autograde", {"jobs": "0"})
+    assert r.status_code == 400 and 'data-field="jobs"' in r.text
+    r = _post(trainer.session, hub, f"w/{SLUG}/coursework/autograde", {"jobs": "2; rm -rf /"})
+    assert r.status_code == 400
+    r = trainer.session.post(service_url(hub, f"w/{SLUG}/coursework/collect"), data={}, timeout=60)
+    assert r.status_code == 403
+    view = trainer.session.get(service_url(hub, f"api/workshops/{SLUG}/coursework"), timeout=60).json()
+    assert view["status"]["state"] != "running"
+
+
+def test_cli_runs_the_same_course_work(course_hub, graded):
+    """Does `academy workshop export` write the same export, and does a wrong assignment exit 2 with a message?"""
+    hub = course_hub
+    base = [*ACADEMY, "--config", str(hub.config_path), "workshop"]
+    ok = subprocess.run([*base, "export", SLUG], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"{SLUG}-01: exported" in ok.stdout
+    bad = subprocess.run([*base, "collect", SLUG, "--assignment", "nope"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert bad.returncode == 2 and "is not an assignment of" in bad.stderr
