@@ -157,6 +157,7 @@ def test_participant_and_other_trainer_get_403_on_course_work(course_hub, graded
     """Does a participant, and the trainer of another workshop, get 403 on every course-work page, API and download?"""
     hub, (trainer, creds, _) = course_hub, graded
     participant = hub.login(f"{SLUG}-01", creds[f"{SLUG}-01"])
+    token = hub.token_for(participant, f"{SLUG}-01")
     other = make_trainer(hub, "trcwx")
     assert post_form(other.session, hub, "new", workshop_form(f"{SLUG}x", count="0")).status_code in (200, 302)
     other_token = xsrf(other.session, hub, f"w/{SLUG}x")
@@ -165,14 +166,15 @@ def test_participant_and_other_trainer_get_403_on_course_work(course_hub, graded
     for path in gets:
         assert participant.get(service_url(hub, path), timeout=60).status_code == 403, path
         assert other.session.get(service_url(hub, path), timeout=60).status_code == 403, path
+    # A participant cannot load a page for a token, so they forge a matching cookie and form value.
+    participant.cookies.set("_xsrf", "forged", path="/services/academy/")
     for action in ("collect", "autograde", "feedback", "export"):
         path = f"w/{SLUG}/coursework/{action}"
-        r = participant.post(service_url(hub, path), data={"jobs": "2", "_xsrf": participant.cookies.get("_xsrf", "")}, timeout=60)
+        r = participant.post(service_url(hub, path), data={"jobs": "2", "_xsrf": "forged"}, timeout=60, allow_redirects=False)
         assert r.status_code == 403, path
         r = other.session.post(service_url(hub, path), data={"jobs": "2", "_xsrf": other_token}, timeout=60, allow_redirects=False)
         assert r.status_code == 403, path
     # The API with a participant's token, as a script would use it.
-    token = hub.token_for(participant, f"{SLUG}-01")
     r = requests.get(service_url(hub, f"api/workshops/{SLUG}/coursework"), headers={"Authorization": f"token {token}"}, timeout=60)
     assert r.status_code == 403
 
