@@ -218,3 +218,23 @@ def test_cli_runs_the_same_course_work(course_hub, graded):
     assert f"{SLUG}-01: exported" in ok.stdout
     bad = subprocess.run([*base, "collect", SLUG, "--assignment", "nope"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "is not an assignment of" in bad.stderr
+
+
+def test_final_grading_runs_every_step_and_can_run_again(course_hub, graded):
+    """Does final_grading (what teardown calls) collect, grade, return feedback and export, and give the same result when run twice?"""
+    from academy.siteconfig import load_config
+    from academy.workshop import actions, coursework
+    from pipeline_support import scores
+
+    hub, (_, _, answers) = course_hub, graded
+    ctx = actions.make_context(load_config(str(hub.config_path)))
+    expected = {n: tiny_course.expected_score(a) for n, a in answers.items()}
+    for _ in range(2):
+        results = coursework.final_grading(ctx, "admin", SLUG)
+        assert {(r.participant, r.status) for r in results} >= {(n, s) for n in answers for s in ("collected", "graded", "returned", "exported")}
+        assert scores(hub.layout.db_url, "t1") == expected
+        status = coursework.read_status(ctx, SLUG)
+        assert status.action == "final-grading" and status.state == "done"
+    rows = list(csv.DictReader(open(coursework.export_dir(ctx, SLUG) / "grades.csv", newline="")))
+    assert sorted(r["student_id"] for r in rows) == sorted(answers)
+    assert "stranger" not in scores(hub.layout.db_url, "t1")
