@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
 }
 # The course workshops grade (coursework.course_layout); empty: `academy course`'s own defaults.
 DEFAULTS["workshops"]["course"] = {"course_dir": "", "state_dir": "", "exchange_dir": "", "db_url": ""}
+DEFAULTS["workshops"]["formgrader"] = {"enabled": False, "user": "academy-course", "port": 0}
 
 # Keys whose values are paths relative to the project root.
 PATH_KEYS = [

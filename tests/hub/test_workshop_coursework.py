@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -36,7 +37,8 @@ def course_hub():
     shared = shared_tiny_course("academy-cw-")
     state = Path(tempfile.mkdtemp(prefix="academy-cw-state-"))  # 0700 root, as the course state must be
     course = {"course_dir": str(shared / "course"), "state_dir": str(state), "exchange_dir": str(shared / "exchange")}
-    with running_hub("cw", site={"workshops": {"course": course}}) as hub:
+    site = {"workshops": {"course": course, "formgrader": {"enabled": True}}}
+    with running_hub("cw", site=site) as hub:
         hub.layout = make_layout(shared / "course", state, shared / "exchange")
         yield hub
     shutil.rmtree(shared, ignore_errors=True)
@@ -238,3 +240,66 @@ def test_final_grading_runs_every_step_and_can_run_again(course_hub, graded):
     rows = list(csv.DictReader(open(coursework.export_dir(ctx, SLUG) / "grades.csv", newline="")))
     assert sorted(r["student_id"] for r in rows) == sorted(answers)
     assert "stranger" not in scores(hub.layout.db_url, "t1")
+
+
+def _formgrader(session, hub, path: str = "") -> requests.Response:
+    return session.get(f"{hub.url}/services/formgrader/formgrader/{path}", timeout=120)
+
+
+def test_trainer_grades_in_formgrader_and_participants_cannot_reach_it(course_hub, graded):
+    """Does "Open Formgrader" take the trainer (through the hub's login) to nbgrader's Formgrader, run as the course owner and seeing our gradebook, where a manual grade lands; and does a participant get 403?"""
+    from nbgrader.api import Gradebook
+
+    hub, (trainer, creds, answers) = course_hub, graded
+    _run_action(trainer, hub, "collect")
+    _run_action(trainer, hub, "autograde", jobs="2")
+    page = trainer.session.get(service_url(hub, f"w/{SLUG}"), timeout=60).text
+    assert 'id="cw-formgrader" href="/services/formgrader/formgrader"' in page
+    r = _formgrader(trainer.session, hub)
+    assert r.status_code == 200 and "Manage Assignments" in r.text, (r.status_code, r.url, r.text[-800:])
+    servers = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if any(a.endswith(b"jupyterhub-singleuser") for a in args) and any(str(hub.layout.root).encode() in a for a in args):
+                servers.append(pwd.getpwuid(proc.stat().st_uid).pw_name)
+        except (OSError, KeyError):
+            continue
+    assert servers == ["academy-course"], servers  # one Formgrader, as the course owner, not root
+    # It sees our gradebook: both participants' submissions of t1.
+    subs = _formgrader(trainer.session, hub, "api/submitted_notebooks/t1/problems").json()
+    by_student = {s["student"]: s for s in subs}
+    assert set(answers) <= set(by_student)
+    wrong = f"{SLUG}-02"
+    grades = _formgrader(trainer.session, hub, f"api/grades?submission_id={by_student[wrong]['id']}").json()
+    grade = next(g for g in grades if g["name"] == "test_mean")
+    xsrf_cookie = next(c.value for c in trainer.session.cookies if c.name == "_xsrf" and c.path.startswith("/services/formgrader"))
+    r = trainer.session.put(f"{hub.url}/services/formgrader/formgrader/api/grade/{grade['id']}", timeout=60,
+                            json={"manual_score": 3}, headers={"X-XSRFToken": xsrf_cookie})
+    assert r.status_code == 200, r.text[-800:]
+    with Gradebook(hub.layout.db_url) as gb:
+        sub = gb.find_submission("t1", wrong)
+        mean = next(g for g in sub.notebooks[0].grades if g.name == "test_mean")
+        assert mean.manual_score == 3 and sub.score == tiny_course.expected_score(answers[wrong]) - mean.auto_score + 3
+    # A grading desk, nothing more: the course owner's server runs no code and writes no files for the trainer.
+    base = f"{hub.url}/services/formgrader"
+    headers = {"X-XSRFToken": xsrf_cookie}
+    refused = [trainer.session.post(f"{base}/api/kernels", json={"name": "python3"}, headers=headers, timeout=60),
+               trainer.session.post(f"{base}/api/sessions", json={"path": "x.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
+                                    headers=headers, timeout=60),
+               trainer.session.post(f"{base}/formgrader/api/submission/t1/{wrong}/autograde", headers=headers, timeout=60),
+               trainer.session.post(f"{base}/formgrader/api/assignment/t1/release", headers=headers, timeout=60)]
+    for r in refused:
+        assert r.status_code == 403 and "not in the Formgrader" in r.text, (r.request.url, r.status_code, r.text[:300])
+    r = trainer.session.put(f"{base}/api/contents/nbgrader_config.py", headers=headers, timeout=60,
+                            json={"type": "file", "format": "text", "content": "import os; os.system('id')"})
+    assert r.status_code == 403 and "read-only" in r.text, (r.status_code, r.text[:300])
+    assert "os.system" not in (hub.layout.root / "nbgrader_config.py").read_text()
+    # nbgrader's own view of our exchange: t1 is released, not a draft.
+    listed = {a["name"]: a for a in _formgrader(trainer.session, hub, "api/assignments").json()}
+    assert listed["t1"]["status"] == "released", listed
+    participant = hub.login(f"{SLUG}-01", creds[f"{SLUG}-01"])
+    r = _formgrader(participant, hub)
+    assert r.status_code == 403, (r.status_code, r.url)
+    r = _formgrader(participant, hub, "api/submitted_notebooks/t1/problems")
+    assert r.status_code == 403 or "Manage Assignments" not in r.text and r.url.startswith(f"{hub.url}/hub/"), r.status_code

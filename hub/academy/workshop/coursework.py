@@ -56,13 +56,17 @@ class Status:
     results: list = field(default_factory=list)
 
 
-def course_layout(ctx: Context):
+def layout_for(cfg: dict):
     """The course the workshops grade: ``workshops.course`` in the site config, else ``academy course``'s defaults."""
     from academy.course.layout import resolve
 
-    c = ctx.wcfg.get("course") or {}
+    c = cfg["workshops"].get("course") or {}
     return resolve(c.get("course_dir") or None, c.get("state_dir") or None, c.get("exchange_dir") or None,
                    c.get("db_url") or None)
+
+
+def course_layout(ctx: Context):
+    return layout_for(ctx.cfg)
 
 
 def prepare_exchange(ctx: Context, layout, participants: list[str]) -> None:
@@ -319,6 +323,10 @@ def _run(ctx: Context, actor: str, slug: str, actions: list[tuple[str, dict]], l
         if isinstance(exc, _pipeline_errors()):  # a clear one-line problem, as `academy course` prints it
             raise InvalidRequest([Problem("coursework", message)]) from exc
         raise
+    finally:
+        from academy.workshop.formgrader import refresh
+
+        refresh(ctx.cfg, course_layout(ctx))  # the Formgrader (course owner) reads what root just wrote
     tracker.finish("done", "; ".join(summaries))
     return everything
 

@@ -35,8 +35,10 @@ def downloads(ctx: actions.Context, slug: str) -> list[dict]:
 def view(ctx: actions.Context, slug: str) -> dict:
     status = coursework.read_status(ctx, slug)
     fmt = lambda t: time.strftime("%H:%M:%S", time.localtime(t)) if t else ""  # noqa: E731
+    fg = ctx.wcfg.get("formgrader") or {}
+    formgrader = url_path_join(ctx.cfg["hub"]["base_url"], "services/formgrader/formgrader") if fg.get("enabled") else ""
     return {"status": asdict(status), "started": fmt(status.started_at), "finished": fmt(status.finished_at),
-            "downloads": downloads(ctx, slug)}
+            "downloads": downloads(ctx, slug), "formgrader": formgrader}
 
 
 class ActionHandler(BaseHandler):
