@@ -88,6 +88,9 @@ def prepare_exchange(ctx: Context, layout, participants: list[str]) -> None:
     if layout.source_dir.is_dir():
         # Students read the course's nbgrader_config.py (fetch, submit), never source/.
         os.chmod(layout.source_dir, layout.source_dir.stat().st_mode & 0o700)
+    from academy.workshop.formgrader import refresh
+
+    refresh(ctx.cfg, layout)  # the Formgrader's group may read source/ again
 
 
 def work_dir(ctx: Context, slug: str) -> Path:
@@ -324,9 +327,13 @@ def _run(ctx: Context, actor: str, slug: str, actions: list[tuple[str, dict]], l
             raise InvalidRequest([Problem("coursework", message)]) from exc
         raise
     finally:
+        from academy.course.layout import LayoutError
         from academy.workshop.formgrader import refresh
 
-        refresh(ctx.cfg, course_layout(ctx))  # the Formgrader (course owner) reads what root just wrote
+        try:
+            refresh(ctx.cfg, course_layout(ctx))  # the Formgrader (course owner) reads what root just wrote
+        except (LayoutError, OSError) as exc:  # never hides the step's own outcome; the next action retries
+            audit(ctx, actor, "coursework.formgrader-refresh-failed", slug, detail=str(exc)[:500])
     tracker.finish("done", "; ".join(summaries))
     return everything
 

@@ -53,12 +53,14 @@ def _release_lesson(ctx: Context, workshop, name: str) -> str:
 
 def _release_assignment(ctx: Context, workshop, name: str) -> str:
     from academy.course.exchange import ExchangeError
-    from academy.course.layout import LayoutError
+    from academy.course.layout import LayoutError, check_id
     from academy.course.release import ReleaseError, release
     from academy.workshop.coursework import course_layout, prepare_exchange
 
     try:
         layout = course_layout(ctx)
+        if not (layout.source_dir / check_id(name, "assignment")).is_dir():
+            raise LayoutError(f"no source for assignment {name!r} in {layout.source_dir}")
         prepare_exchange(ctx, layout, [p.username for p in workshop.participants])
         result = release(layout, name)
     except (LayoutError, ReleaseError, ExchangeError, OSError) as exc:
