@@ -150,14 +150,11 @@ def read_status(ctx: Context, slug: str) -> Status:
 
 
 def _busy(ctx: Context, slug: str) -> bool:
-    fd = os.open(work_dir(ctx, slug) / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
+        with exclusive(ctx, slug, wait=False):  # leaving it drops a lock taken just for the probe
+            return False
+    except InvalidRequest:
         return True
-    finally:
-        os.close(fd)  # closing drops a lock taken just for the probe
 
 
 @contextlib.contextmanager
@@ -201,9 +198,9 @@ def _check_jobs(jobs) -> int:
 
 
 def _summary(action: str, results: list[StepResult]) -> str:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
+    from collections import Counter
+
+    counts = Counter(r.status for r in results)
     return f"{action}: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do")
 
 
