@@ -303,3 +303,42 @@ def test_trainer_grades_in_formgrader_and_participants_cannot_reach_it(course_hu
     assert r.status_code == 403, (r.status_code, r.url)
     r = _formgrader(participant, hub, "api/submitted_notebooks/t1/problems")
     assert r.status_code == 403 or "Manage Assignments" not in r.text and r.url.startswith(f"{hub.url}/hub/"), r.status_code
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium through Playwright (the same launch as tests/browser)."""
+    need(os.access("/usr/bin/chromium", os.X_OK), "Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.mark.browser
+def test_trainer_uses_the_course_work_buttons_in_chromium(course_hub, graded, chromium):
+    """In Chromium, do Collect, Autograde (jobs field) and Export run from the workshop page, the status line follow each to "done", and the download links appear?"""
+    hub, (trainer, _, _) = course_hub, graded
+    page = chromium.new_page(viewport={"width": 1300, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(f"{hub.url}/hub/login?next=/services/academy/w/{SLUG}")
+    page.fill("input[name=username]", trainer.name)
+    page.fill("input[name=password]", trainer.password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(f"**/services/academy/w/{SLUG}*")
+    page.select_option("#cw-assignment", "t1")
+    for action in ("collect", "autograde", "export"):
+        if action == "autograde":
+            page.fill("#cw-jobs", "2")
+        page.click(f"#cw-button-{action}")
+        # The page comes back with the run under way (or already over) and reloads itself when it ends.
+        page.wait_for_function(f"""() => {{ const s = document.getElementById('cw-status');
+            return s && s.dataset.state === 'done' && s.textContent.includes('{action}'); }}""")
+        if action == "autograde":
+            assert "autograde: 2 graded" in page.inner_text("#cw-status")
+    links = page.locator("#cw-downloads a").all_inner_texts()
+    assert "grades.csv" in links and f"{SLUG}-01.html" in links
+    page.screenshot(path=str(REPO / "test-output" / "workshop-coursework.png"), full_page=True)

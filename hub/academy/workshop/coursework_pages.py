@@ -9,14 +9,15 @@ workshop's trainers; anyone else, participants included, gets 403.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
+from datetime import datetime, timezone
 
 from jupyterhub.utils import url_path_join
 from tornado import web
 
 from academy.workshop import actions, coursework
 from academy.workshop.forms import InvalidRequest
+from academy.workshop.models import local
 from academy.workshop.service import BaseHandler
 
 CONTENT_TYPES = {".csv": "text/csv; charset=utf-8", ".html": "text/html; charset=utf-8"}
@@ -34,7 +35,7 @@ def downloads(ctx: actions.Context, slug: str) -> list[dict]:
 
 def view(ctx: actions.Context, slug: str) -> dict:
     status = coursework.read_status(ctx, slug)
-    fmt = lambda t: time.strftime("%H:%M:%S", time.localtime(t)) if t else ""  # noqa: E731
+    fmt = lambda t: local(datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)).strftime("%H:%M:%S") if t else ""  # noqa: E731
     fg = ctx.wcfg.get("formgrader") or {}
     formgrader = url_path_join(ctx.cfg["hub"]["base_url"], "services/formgrader/formgrader") if fg.get("enabled") else ""
     return {"status": asdict(status), "started": fmt(status.started_at), "finished": fmt(status.finished_at),
