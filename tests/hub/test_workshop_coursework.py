@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ from workshop_support import make_trainer, post_form, service_url, sheet_credent
 pytestmark = [pytest.mark.hub, pytest.mark.grading]
 
 SLUG = f"cw{_RUN}"
+HOSTILE = "hostile-markup-here"
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,7 @@ def _submit(hub, participant: str, answers: dict) -> None:
     proc = run_academy(*where, "fetch", "t1", user=account.pw_name, cwd=str(home), env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     nb = tiny_course.make_submission(home / "t1" / "problems.ipynb", answers)
+    nb.cells.append(nbformat.v4.new_markdown_cell(f'My notes <img src="x" onerror="alert(1)"> {HOSTILE}'))
     (home / "t1" / "problems.ipynb").write_text(nbformat.writes(nb))
     os.chown(home / "t1" / "problems.ipynb", account.pw_uid, account.pw_gid)
     proc = run_academy(*where, "submit", "t1", user=account.pw_name, cwd=str(home), env=env)
@@ -294,7 +297,13 @@ def test_trainer_grades_in_formgrader_and_participants_cannot_reach_it(course_hu
     r = trainer.session.put(f"{base}/api/contents/nbgrader_config.py", headers=headers, timeout=60,
                             json={"type": "file", "format": "text", "content": "import os; os.system('id')"})
     assert r.status_code == 403 and "read-only" in r.text, (r.status_code, r.text[:300])
+    r = trainer.session.post(f"{base}/api/contents/autograded", headers=headers, timeout=60, json={"copy_from": "submitted"})
+    assert r.status_code == 403 and "read-only" in r.text, (r.status_code, r.text[:300])
     assert "os.system" not in (hub.layout.root / "nbgrader_config.py").read_text()
+    # The student's own HTML reaches the trainer's page sanitised (it is shown in the hub's origin).
+    view = _formgrader(trainer.session, hub, f"submissions/{by_student[wrong]['id']}/")
+    assert view.status_code == 200 and HOSTILE in view.text, view.text[-1500:]
+    assert not re.search(r"<img[^>]*onerror", view.text), "the student's markup reached the trainer's page as HTML"
     # nbgrader's own view of our exchange: t1 is released, not a draft.
     listed = {a["name"]: a for a in _formgrader(trainer.session, hub, "api/assignments").json()}
     assert listed["t1"]["status"] == "released", listed

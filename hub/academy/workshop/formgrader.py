@@ -95,7 +95,9 @@ def write_server_config(config_dir: Path, layout) -> None:
     config_dir.mkdir(mode=0o700, exist_ok=True)
     (config_dir / "jupyter_server_config.json").write_text(json.dumps({"ServerApp": {"jpserver_extensions": EXTENSIONS}}))
     nbgrader = {"Exchange": {"root": str(layout.exchange_dir)},
-                "ExchangeFactory": {"list": "academy.workshop.fgexchange.ReadOnlyList"}}
+                "ExchangeFactory": {"list": "academy.workshop.fgexchange.ReadOnlyList"},
+                # A submission's markdown is the student's HTML, shown to the trainer in the hub's origin.
+                "HTMLExporter": {"sanitize_html": True, "preprocessors": ["nbconvert.preprocessors.sanitize.SanitizeHTML"]}}
     (config_dir / "nbgrader_config.json").write_text(json.dumps(nbgrader))
 
 
