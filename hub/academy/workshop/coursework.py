@@ -12,18 +12,14 @@ the export to the workshop's trainers; participants can neither reach nor read i
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
 import threading
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from academy.configurer import state_path
 from academy.workshop.actions import Context, audit, get_workshop
+from academy.workshop.coursestatus import Status, Tracker, exclusive, read_status  # noqa: F401 (pages, CLI)
 from academy.workshop.forms import InvalidRequest, Problem
 
 MAX_JOBS = 64
@@ -38,22 +34,6 @@ class StepResult:
     participant: str
     status: str  # collected, not submitted, graded, failed, returned, generated, withheld, ...
     detail: str = ""
-
-
-@dataclass
-class Status:
-    """The running or last course-work action of a workshop, as the page shows it."""
-
-    action: str = ""
-    state: str = "idle"  # idle, running, done, failed, interrupted
-    actor: str = ""
-    step: str = ""
-    total: int = 0
-    done: int = 0
-    message: str = ""
-    started_at: float = 0.0
-    finished_at: float = 0.0
-    results: list = field(default_factory=list)
 
 
 def layout_for(cfg: dict):
@@ -102,73 +82,6 @@ def work_dir(ctx: Context, slug: str) -> Path:
 
 def export_dir(ctx: Context, slug: str) -> Path:
     return work_dir(ctx, slug) / "export"
-
-
-# --- status and the one-action-at-a-time lock ----------------------------------------------------
-class Tracker:
-    """Writes progress to ``status.json`` (atomically) and, for the CLI, echoes each result."""
-
-    def __init__(self, ctx: Context, slug: str, action: str, actor: str, echo: Callable[[str], None] | None = None):
-        self.path, self.echo = work_dir(ctx, slug) / "status.json", echo
-        self.status = Status(action=action, state="running", actor=actor, started_at=time.time())
-        self._save()
-
-    def _save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self.status)))
-        os.replace(tmp, self.path)
-
-    def begin(self, step: str, total: int) -> None:
-        self.status.step, self.status.total, self.status.done = step, total, 0
-        self._save()
-
-    def advance(self, result: StepResult) -> None:
-        self.status.done += 1
-        self.status.results = [*self.status.results, asdict(result)][-200:]
-        self._save()
-        if self.echo:
-            self.echo(f"{self.status.step} {result.assignment} {result.participant}: {result.status}"
-                      + (f" ({result.detail})" if result.detail else ""))
-
-    def finish(self, state: str, message: str) -> None:
-        self.status.state, self.status.message, self.status.finished_at = state, message, time.time()
-        self._save()
-        if self.echo:
-            self.echo(message)
-
-
-def read_status(ctx: Context, slug: str) -> Status:
-    path = work_dir(ctx, slug) / "status.json"
-    try:
-        status = Status(**{k: v for k, v in json.loads(path.read_text()).items() if k in Status.__dataclass_fields__})
-    except (OSError, ValueError, TypeError):
-        return Status()
-    if status.state == "running" and not _busy(ctx, slug):
-        # Nobody holds the lock: the process running it ended (a service restart) before it finished.
-        status.state, status.message = "interrupted", "the run ended before it finished; start it again"
-    return status
-
-
-def _busy(ctx: Context, slug: str) -> bool:
-    try:
-        with exclusive(ctx, slug, wait=False):  # leaving it drops a lock taken just for the probe
-            return False
-    except InvalidRequest:
-        return True
-
-
-@contextlib.contextmanager
-def exclusive(ctx: Context, slug: str, wait: bool = True):
-    """Hold the workshop's course-work lock; with ``wait=False`` raise InvalidRequest when it is taken."""
-    fd = os.open(work_dir(ctx, slug) / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise InvalidRequest([Problem("coursework", "another course-work action of this workshop is running; wait for it")]) from None
-        yield
-    finally:
-        os.close(fd)
 
 
 # --- scope: the workshop's assignments and participants -------------------------------------------
@@ -369,6 +282,9 @@ def export(ctx: Context, actor: str, slug: str, echo=None) -> list[StepResult]:
 
 def final_grading(ctx: Context, actor: str, slug: str) -> list[StepResult]:
     """collect → autograde → feedback → export of every released assignment; safe to run again."""
+    if not scope(ctx, slug)[0]:  # nothing released to grade: no course needed, teardown goes on
+        audit(ctx, actor, "coursework.final-grading", slug, detail="no released assignments")
+        return []
     jobs = max(1, min(MAX_JOBS, os.cpu_count() or 1))
     steps = [("collect", {}), ("autograde", {"jobs": jobs}), ("feedback", {}), ("export", {})]
     return _sync(ctx, actor, slug, steps, "final-grading")
@@ -383,7 +299,6 @@ def start(ctx: Context, actor: str, slug: str, action: str, **kwargs) -> threadi
     scope(ctx, slug, kwargs.get("assignment"))
     held = exclusive(ctx, slug, wait=False)
     held.__enter__()  # raises InvalidRequest when another action runs; the thread releases it
-    tracker = Tracker(ctx, slug, action, actor)
 
     def run():
         try:
@@ -393,6 +308,11 @@ def start(ctx: Context, actor: str, slug: str, action: str, **kwargs) -> threadi
         finally:
             held.__exit__(None, None, None)
 
-    thread = threading.Thread(target=run, name=f"coursework-{slug}-{action}", daemon=True)
-    thread.start()
+    try:
+        tracker = Tracker(ctx, slug, action, actor)
+        thread = threading.Thread(target=run, name=f"coursework-{slug}-{action}", daemon=True)
+        thread.start()
+    except BaseException:
+        held.__exit__(None, None, None)
+        raise
     return thread
