@@ -43,6 +43,9 @@ class ReadOnlyContents(AsyncLargeFileManager):
     async def copy(self, from_path, to_path=None):  # copies folders without save()
         raise web.HTTPError(403, "the Formgrader's files are read-only")
 
+    async def restore_checkpoint(self, checkpoint_id, path):
+        raise web.HTTPError(403, "the Formgrader's files are read-only")
+
 
 def _jupyter_server_extension_points():
     return [{"module": "academy.workshop.fgserver"}]
