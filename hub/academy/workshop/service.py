@@ -250,7 +250,10 @@ def make_app(ctx: actions.Context, prefix: str, hub_prefix: str, cookie_secret: 
         ("api/workshops", ApiListHandler), (f"api/workshops/{slug}", ApiWorkshopHandler),
         ("oauth_callback", HubOAuthCallbackHandler),
     ]
+    from academy.workshop import coursework_pages  # course work: its own handlers, template and status global
+    routes += coursework_pages.routes(slug)
     jinja = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    coursework_pages.register(jinja, ctx)
     return web.Application(
         [(url_path_join(prefix, path), handler) for path, handler in routes],
         ctx=ctx, jinja=jinja, prefix=prefix, hub_prefix=hub_prefix, cookie_secret=cookie_secret, xsrf_cookies=True,
