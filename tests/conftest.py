@@ -7,9 +7,10 @@ Fixtures (documented here, as JupyterHub's conftest does):
 
 Hooks: each test's report is attached to its item (``item.rep_call``) so fixtures can
 dump logs of real components when the test failed.  For ``make test``'s parallel run
-(pytest-xdist, ``--dist loadgroup``) every test is grouped by its module, so a module's hub starts
-once on one worker, and every ``slurm`` test shares one group: the one-node cluster, its
-reservation and its queue are one machine's, and the Slurm tests assume they have it to themselves.
+(pytest-xdist) a worker takes whole modules, so a module's hub starts once, and every Slurm test
+(``tests/slurm/`` and the lesson test against ``real_slurm``) shares one scope, run first: the
+one-node cluster, its reservation and its queue are one machine's, and the Slurm tests assume
+they have it to themselves.
 """
 from __future__ import annotations
 
@@ -23,7 +24,22 @@ def pytest_runtest_makereport(item, call):
     return rep
 
 
+def _slurm_scope(nodeid: str) -> bool:
+    return nodeid.startswith("tests/slurm/") or "real_slurm" in nodeid
+
+
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = "slurm" if item.get_closest_marker("slurm") else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    # The Slurm tests are the longest chain that must run one after the other: start them first.
+    items.sort(key=lambda item: not _slurm_scope(item.nodeid))
+
+
+@pytest.hookimpl(tryfirst=True)  # ahead of xdist's own, which would pick its built-in scheduler
+def pytest_xdist_make_scheduler(config, log):
+    """Whole modules per worker, and every Slurm test in one scope (see the module docstring)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleAndSlurmScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "slurm" if _slurm_scope(nodeid) else nodeid.split("::", 1)[0]
+
+    return ModuleAndSlurmScheduling(config, log)
