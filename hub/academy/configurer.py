@@ -223,7 +223,9 @@ def update_workshops(c: Config, cfg: dict) -> None:
             "name": "academy-service",
             "description": "The workshop service: makes participants' users and groups, reads callers' groups",
             "scopes": ["admin:users", "admin:groups", "list:users", "read:users", "list:groups", "read:groups",
-                       "read:servers", "servers"],
+                       "read:servers", "servers",
+                       # teardown: delete participants' tokens and revoke shares of their servers
+                       "tokens", "shares"],
             "services": ["academy"],
         },
         {

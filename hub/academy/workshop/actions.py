@@ -98,10 +98,15 @@ def audit_events(ctx: Context, limit: int | None = None) -> list[AuditEvent]:
 
 
 # --- workshops and participants -----------------------------------------------------------
-def create_workshop(ctx: Context, actor: str, req: WorkshopRequest) -> tuple[Workshop, list[IssuedCredential]]:
-    """Check everything, then create groups, the workshop and its participants; raises InvalidRequest."""
+def create_workshop(ctx: Context, actor: str, req: WorkshopRequest,
+                    more_problems: list[Problem] = ()) -> tuple[Workshop, list[IssuedCredential]]:
+    """Check everything, then create groups, the workshop and its participants; raises InvalidRequest.
+
+    ``more_problems``: what async checks found (the Slurm reservation, ``lifecycle.reservation_problems``).
+    """
     with ctx.sessions() as db:
         problems = check_request(req, db, known_profiles=ctx.known_profiles(), max_participants=ctx.wcfg["max_participants"])
+    problems += list(more_problems)
     problems += _participant_problems(ctx, req.count, req.usernames)
     if problems:
         raise InvalidRequest(problems)

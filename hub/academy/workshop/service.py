@@ -113,17 +113,20 @@ class NewHandler(BaseHandler):
         from academy.profiles import load_profiles
 
         profiles = load_profiles(Path(self.ctx.cfg["profiles_file"]))
-        self.render_page("new.html", problems=list(problems), profiles=profiles,
+        self.render_page("new.html", problems=list(problems), profiles=profiles, backend=self.ctx.cfg["backend"],
                          max_participants=self.ctx.wcfg["max_participants"], form=form or {"profiles": [], "count": 0})
 
     def get(self):
         self._form()
 
-    def post(self):
+    async def post(self):
+        from academy.workshop.lifecycle import reservation_problems
+
         form = {k: [v.decode() for v in vs] for k, vs in self.request.body_arguments.items() if k != "_xsrf"}
         flat = {k: (v[0] if k != "profiles" else v) for k, v in form.items()}
         try:
-            workshop, creds = actions.create_workshop(self.ctx, self.hub_user.name, request_from_form(form))
+            req = request_from_form(form)
+            workshop, creds = actions.create_workshop(self.ctx, self.hub_user.name, req, await reservation_problems(self.ctx, req))
         except InvalidRequest as exc:
             self.set_status(400)
             return self._form(exc.problems, {"profiles": [], "count": 0, **flat})
@@ -250,7 +253,11 @@ def make_app(ctx: actions.Context, prefix: str, hub_prefix: str, cookie_secret: 
         ("api/workshops", ApiListHandler), (f"api/workshops/{slug}", ApiWorkshopHandler),
         ("oauth_callback", HubOAuthCallbackHandler),
     ]
+    # Lifecycle (warm start, teardown, purge): its own handlers and the workshop page's section.
+    from academy.workshop import lifecycle_pages
+    routes += lifecycle_pages.routes(slug)
     jinja = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    lifecycle_pages.install(jinja, ctx)
     return web.Application(
         [(url_path_join(prefix, path), handler) for path, handler in routes],
         ctx=ctx, jinja=jinja, prefix=prefix, hub_prefix=hub_prefix, cookie_secret=cookie_secret, xsrf_cookies=True,
@@ -285,7 +292,9 @@ def main() -> None:
     app = make_app(ctx, prefix, hub_prefix, cookie_secret(cfg))
     app.listen(url.port, url.hostname)
     actions.audit(ctx, "academy", "service.start", detail=json.dumps({"prefix": prefix}))
-    ioloop.PeriodicCallback(lambda: release_due(ctx), 60_000).start()
+    ioloop.PeriodicCallback(lambda: release_due(ctx), ctx.wcfg["tick_seconds"] * 1000).start()
+    from academy.workshop.lifecycle_pages import start_scheduler
+    start_scheduler(ctx)
     ioloop.IOLoop.current().start()
 
 
