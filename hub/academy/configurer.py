@@ -6,6 +6,7 @@ is TLJH's ``configurer.py``.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -212,6 +213,9 @@ def update_workshops(c: Config, cfg: dict) -> None:
         "oauth_no_confirm": True,
         "environment": {"ACADEMY_CONFIG": cfg["_source"]} if not cfg["_source"].startswith("<") else {},
     }
+    if os.environ.get("SLURM_CONF"):
+        # The hub passes services only a few variables; the reservation check's scontrol needs this one.
+        service["environment"] = {**service["environment"], "SLURM_CONF": os.environ["SLURM_CONF"]}
     if ws.get("_api_token"):
         # The same token `academy workshop` reads from the state dir, so the CLI drives the same code.
         service["api_token"] = ws["_api_token"]

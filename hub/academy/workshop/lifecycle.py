@@ -125,13 +125,16 @@ async def warm_start(ctx: actions.Context, actor: str, slug: str, only: list[str
     if not names:
         return {}
     save = _save_warm(ctx, slug, actor)
+    tries = {e.participant: e.attempts for e in warm_entries(ctx, slug)}
     RUNNING.update(("warm", slug, n) for n in names)
     try:
         for n in names:
-            save(WarmStatus(n, "pending", "waiting for a spawn slot"))
+            save(WarmStatus(n, "pending", "waiting for a spawn slot", attempts=tries.get(n, 0)))
         async with WarmStart(ctx.hub.api_url, _token(ctx), names, warm_options(ctx, w),
                              concurrent_spawn_limit=max(1, min(ctx.cfg["hub"]["concurrent_spawn_limit"], 50)),
                              on_change=save) as ws:
+            for n in names:
+                ws.status[n].attempts = tries.get(n, 0)  # a retry counts on from the earlier tries
             result = await ws.run()
     finally:
         RUNNING.difference_update(("warm", slug, n) for n in names)
