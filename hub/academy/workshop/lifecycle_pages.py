@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from jupyterhub.utils import url_path_join
-from tornado import web
 
 from academy.workshop import actions, lifecycle
 from academy.workshop.forms import InvalidRequest, Problem
