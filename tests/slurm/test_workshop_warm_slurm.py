@@ -126,3 +126,7 @@ def test_the_workshop_form_refuses_a_reservation_that_is_missing_short_or_too_sm
     assert fits.status_code == 200 and slug in fits.text, fits.text[-2000:]
     assert hub.api("GET", f"/groups/{slug}", token).status_code == 200
     assert "Required: checked against Slurm" in admin.get(f"{hub.url}/services/academy/new", timeout=60).text
+    # Adding participants later is checked too: a second one does not fit the one reserved core.
+    more = post_form(admin, hub, f"w/{slug}/participants", {"count": "2", "usernames": "", "sso_group": ""})
+    assert more.status_code == 400 and 'data-field="count"' in more.text and "has 1 cores; 2 participants" in more.text, more.text[-2000:]
+    assert hub.api("GET", f"/users/{slug}-01", token).status_code == 404

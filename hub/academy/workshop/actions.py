@@ -160,8 +160,11 @@ def _next_numbers(workshop: Workshop, count: int) -> list[str]:
 
 
 def add_participants(ctx: Context, actor: str, slug: str, count: int = 0, usernames: list[str] | None = None,
-                     sso_group: str = "") -> list[IssuedCredential]:
-    """New ``<slug>-NN`` accounts (credentials returned once) and/or existing hub users or a group's members."""
+                     sso_group: str = "", more_problems: list[Problem] = ()) -> list[IssuedCredential]:
+    """New ``<slug>-NN`` accounts (credentials returned once) and/or existing hub users or a group's members.
+
+    ``more_problems``: what async checks found (room in the reservation, ``lifecycle.room_problems``).
+    """
     usernames = list(usernames or [])
     workshop = get_workshop(ctx, slug)
     if sso_group:
@@ -174,7 +177,7 @@ def add_participants(ctx: Context, actor: str, slug: str, count: int = 0, userna
     check_usernames(usernames, problems)
     if count < 0:
         problems.append(Problem("count", "cannot be negative"))
-    problems += _participant_problems(ctx, count, usernames, workshop)
+    problems += _participant_problems(ctx, count, usernames, workshop) + list(more_problems)
     if problems:
         raise InvalidRequest(problems)
     new_names = _next_numbers(workshop, count)

@@ -101,7 +101,12 @@ def cmd_participants(args) -> int:
         for name in args.remove:
             actions.remove_participant(ctx, actor, args.slug, name)
     if args.add or args.user or args.group:
-        creds = actions.add_participants(ctx, actor, args.slug, args.add, split_names(",".join(args.user)), args.group or "")
+        import asyncio
+
+        from academy.workshop.lifecycle import room_problems
+        names = split_names(",".join(args.user))
+        creds = actions.add_participants(ctx, actor, args.slug, args.add, names, args.group or "",
+                                         asyncio.run(room_problems(ctx, args.slug, args.add + len(names))))
         _print_creds(creds, args.json, ctx.public_url)
     elif not args.remove:
         for p in w.participants:

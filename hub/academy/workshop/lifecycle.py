@@ -65,6 +65,17 @@ async def reservation_problems(ctx: actions.Context, req: WorkshopRequest) -> li
     return [Problem("reservation", text) for text in check.problems]
 
 
+async def room_problems(ctx: actions.Context, slug: str, more: int) -> list[Problem]:
+    """Adding ``more`` participants on the Slurm backend: does the workshop's reservation still have room?"""
+    w = actions.get_workshop(ctx, slug)
+    if ctx.cfg["backend"] != "slurm" or w is None or not w.reservation or more <= 0:
+        return []
+    req = WorkshopRequest(slug=slug, title=w.title, start=w.start.replace(tzinfo=timezone.utc),
+                          end=w.end.replace(tzinfo=timezone.utc), profiles=list(w.profiles), reservation=w.reservation,
+                          count=len(w.participants) + more)
+    return [Problem("count", p.message) for p in await reservation_problems(ctx, req) if "cores" in p.message or "memory" in p.message]
+
+
 def _mb(size) -> int:
     from academy.workshop.reservation import memory_mb
 

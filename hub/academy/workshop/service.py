@@ -152,13 +152,16 @@ class WorkshopHandler(BaseHandler):
 
 
 class ParticipantsHandler(BaseHandler):
-    def post(self, slug):
+    async def post(self, slug):
+        from academy.workshop.lifecycle import room_problems
+
         w = self.workshop_or_403(slug)
         try:
             count = int(self.get_body_argument("count", "0") or 0)
-            creds = actions.add_participants(self.ctx, self.hub_user.name, slug, count,
-                                             split_names(self.get_body_argument("usernames", "")),
-                                             self.get_body_argument("sso_group", "").strip())
+            names = split_names(self.get_body_argument("usernames", ""))
+            creds = actions.add_participants(self.ctx, self.hub_user.name, slug, count, names,
+                                             self.get_body_argument("sso_group", "").strip(),
+                                             await room_problems(self.ctx, slug, count + len(names)))
         except ValueError as exc:
             problems = exc.problems if isinstance(exc, InvalidRequest) else [Problem("count", "a whole number")]
             self.set_status(400)
