@@ -228,3 +228,33 @@ def lifecycle_torn_down(hub, slug: str) -> bool:
 
     with sqlite3.connect(hub.state_dir / "workshops.sqlite") as db:
         return db.execute("select torn_down_at from workshops where slug = ?", (slug,)).fetchone()[0] is not None
+
+
+def test_lifecycle_actions_are_for_the_workshops_own_trainers(hub):
+    """Does another workshop's trainer get 403 on this one's warm start, teardown, purge and lifecycle API, a participant
+    403 too, and a POST without the XSRF token 403, with nothing started or torn down?"""
+    from workshop_support import make_trainer, xsrf
+
+    a, b = make_trainer(hub, "tla"), make_trainer(hub, "tlb")
+    slug = f"wsz{_RUN}"
+    track(f"{slug}-01")
+    creds = sheet_credentials(post_form(a.session, hub, "new", workshop_form(slug, count="1")).text)
+    token_b = xsrf(b.session, hub, "new")
+    for path, data in (("warmstart", {}), ("warmstart", {"username": f"{slug}-01"}), ("teardown", {"confirm": slug}),
+                       ("purge", {"confirm": slug})):
+        r = b.session.post(service_url(hub, f"w/{slug}/{path}"), data={"_xsrf": token_b, **data}, timeout=60)
+        assert r.status_code == 403, (path, r.status_code)
+    for path in (f"w/{slug}/teardown", f"w/{slug}/lifecycle"):
+        assert b.session.get(service_url(hub, path), timeout=60).status_code == 403
+    assert requests.get(service_url(hub, f"api/workshops/{slug}/lifecycle"), headers={"Authorization": f"token {b.token}"},
+                        timeout=60).status_code == 403
+    participant = hub.login(f"{slug}-01", creds[f"{slug}-01"])
+    assert participant.get(service_url(hub, f"w/{slug}/lifecycle"), timeout=60).status_code == 403
+    own = hub.token_for(participant, f"{slug}-01")
+    assert requests.get(service_url(hub, f"api/workshops/{slug}/lifecycle"), headers={"Authorization": f"token {own}"},
+                        timeout=60).status_code == 403
+    assert a.session.post(service_url(hub, f"w/{slug}/teardown"), data={"confirm": slug}, timeout=60).status_code == 403
+    time.sleep(5)  # two scheduler rounds
+    status = lifecycle(a.session, hub, slug)
+    assert status["warm"] == [] and status["steps"] == {} and status["torn_down_at"] is None and status["teardown"] is None
+    assert not hub.api("GET", f"/users/{slug}-01", admin_token(hub)).json()["servers"]
