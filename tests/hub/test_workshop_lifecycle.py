@@ -198,6 +198,7 @@ def test_scheduled_warm_start_teardown_killed_midway_resumes_once_and_purge_wait
         assert login_status(hub, name, creds[name]) == 403
         st = archive_path(hub.state_dir, slug, name).stat()
         assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0)
+    assert sorted(p.name for p in archives.iterdir()) == sorted(f"{n}.tar.gz" for n in names), "a killed run's temp file is left"
     with tarfile.open(archive_path(hub.state_dir, slug, names[0])) as tar:
         notes = next(m for m in tar.getmembers() if m.name.endswith("/notes.txt"))
         assert tar.extractfile(notes).read() == b"participant's work"
