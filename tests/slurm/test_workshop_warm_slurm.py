@@ -130,3 +130,49 @@ def test_the_workshop_form_refuses_a_reservation_that_is_missing_short_or_too_sm
     more = post_form(admin, hub, f"w/{slug}/participants", {"count": "2", "usernames": "", "sso_group": ""})
     assert more.status_code == 400 and 'data-field="count"' in more.text and "has 1 cores; 2 participants" in more.text, more.text[-2000:]
     assert hub.api("GET", f"/users/{slug}-01", token).status_code == 404
+
+
+def test_the_service_warm_starts_into_the_reservation_before_the_start_and_tears_down(slurm_hub):
+    """Before the workshop starts, does "Warm start now" on the workshop page run the participant's job inside the
+    workshop's reservation (the begun warm start binds early), and does `academy workshop teardown` end it CANCELLED?"""
+    import subprocess
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from hub_harness import ACADEMY, REPO
+    from workshop_support import post_form, workshop_form
+
+    hub = slurm_hub
+    admin = hub.login("admin", hub.admin_password)
+    token = hub.token_for(admin, "admin", note="service warm start")
+    name = unix_user(new_username("wsv"))
+    hub.add_accounts(name)
+    now = datetime.now(ZoneInfo("Europe/Amsterdam"))
+    at = lambda minutes: (now + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M")  # noqa: E731
+    slug = new_username("wv")
+    made = post_form(admin, hub, "new", workshop_form(slug, profiles="workshop", count="0", usernames=name,
+                                                      reservation=RESERVATION, start=at(90), end=at(150)))
+    assert made.status_code == 200, made.text[-2000:]
+    before = newest_job_id()
+    assert post_form(admin, hub, f"w/{slug}/warmstart", {}).status_code == 200
+    deadline = time.monotonic() + 240
+    while True:
+        warm = admin.get(f"{hub.url}/services/academy/api/workshops/{slug}/lifecycle", timeout=60).json()["warm"]
+        if warm and warm[0]["state"] in ("running", "failed"):
+            break
+        assert time.monotonic() < deadline, warm
+        time.sleep(1)
+    assert warm[0]["state"] == "running", warm
+    job = job_of(name, after=before)
+    assert job and job["state"] == "RUNNING" and job["reservation"] == RESERVATION, job
+    assert f"Reservation={RESERVATION}" in slurm("scontrol", "show", "job", job["id"]).stdout
+
+    out = subprocess.run([*ACADEMY, "--config", str(hub.config_path), "workshop", "teardown", slug],
+                         capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert out.returncode == 0 and "teardown complete" in out.stdout, out.stdout + out.stderr
+    deadline = time.monotonic() + 60
+    while (state := job_of(name, after=before)["state"]) not in ("CANCELLED", "COMPLETED"):
+        assert time.monotonic() < deadline, state
+        time.sleep(1)
+    assert state == "CANCELLED"
+    assert hub.api("GET", f"/users/{name}", token).status_code == 200, "an existing user keeps the account"
