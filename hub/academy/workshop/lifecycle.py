@@ -342,6 +342,7 @@ async def purge(ctx: actions.Context, actor: str, slug: str) -> "Outcome":
     RUNNING.add(("purge", slug))
     failures: list = []
     try:
+        actions.audit(ctx, actor, "purge.begin", slug)
         _, delete = _logins(ctx)
         local_root = ctx.cfg["backend"] == "local" and os.geteuid() == 0
         home_of = _home_of(ctx) if ctx.cfg["backend"] == "local" else (lambda n: Path("/nonexistent") / n)
