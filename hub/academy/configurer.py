@@ -176,6 +176,9 @@ def update_culler(c: Config, cfg: dict) -> None:
                 f"--warn-before={culler.get('warn_before', 600)}",
                 # It asks each server's academy.labtools through the proxy, as the learner's browser does.
                 f"--proxy-url=http://{host}:{hub['port']}{hub['base_url'].rstrip('/')}",
+                # Warm-started workshop servers are kept until their workshop starts (academy.workshop.lifecycle).
+                *([f"--workshops-db={cfg['workshops']['db_url'] or 'sqlite:///' + state_path(cfg, 'workshops.sqlite')}"]
+                  if cfg.get("workshops", {}).get("enabled") else []),
             ],
         }
     )

@@ -88,3 +88,34 @@ def test_warm_start_options_stay_within_the_profile(ctx, monkeypatch):
     assert lifecycle.warm_options(ctx, w, now) == {"profile": "workshop", "hours": 2}
     w.end = now + timedelta(minutes=10)
     assert lifecycle.warm_options(ctx, w, now) == {"profile": "workshop", "hours": 1}
+
+
+def test_the_culler_holds_a_warm_started_server_until_the_workshop_starts():
+    """Is a warm-started server (idle since its start) kept until the workshop begins, and its idle time counted from then?"""
+    import datetime as dt
+
+    from academy.culler import judge
+    from test_culler import NOW, activity, server
+
+    warmed = server(started_ago=7200)
+    assert judge(warmed, activity(), 1800, 300, NOW, held_until=NOW + dt.timedelta(minutes=5)).action == "keep"
+    assert judge(warmed, activity(), 1800, 300, NOW, held_until=NOW - dt.timedelta(minutes=10)).action == "keep"
+    assert judge(warmed, activity(), 1800, 300, NOW, held_until=NOW - dt.timedelta(minutes=40)).action == "cull"
+    assert judge(warmed, activity(), 1800, 300, NOW).action == "cull"  # without a hold: idle since its start
+
+
+def test_warm_holds_name_running_warm_starts_of_workshops_still_ahead(ctx):
+    """Does the culler's hold list hold each running warm start of a workshop not ended or torn down, and nothing else?"""
+    from academy.workshop.lifecycle_models import WarmEntry, warm_holds
+
+    url = str(ctx.sessions.kw["bind"].url)
+    now = utcnow()
+    with ctx.sessions() as db:
+        for slug, torn in (("open", None), ("done", now)):
+            db.add(Workshop(slug=slug, title=slug, start=now + timedelta(minutes=8), end=now + timedelta(hours=2),
+                            profiles=["cpu"], trainer_group=f"{slug}-t", participant_group=slug, created_by="t", torn_down_at=torn))
+            db.add(WarmEntry(workshop=slug, participant=f"{slug}-01", state="running"))
+        db.add(WarmEntry(workshop="open", participant="open-02", state="failed"))
+        db.commit()
+    holds = warm_holds(url)
+    assert list(holds) == ["open-01"] and holds["open-01"].replace(tzinfo=None) == now + timedelta(minutes=8)

@@ -73,3 +73,31 @@ def ensure_tables(sessions: sessionmaker[Session]) -> None:
         if table.name not in have:
             table.create(engine, checkfirst=True)
     _READY.add(id(sessions))
+
+
+def warm_holds(db_url: str) -> dict[str, datetime]:
+    """participant -> their workshop's start (aware UTC), for warm-started servers of workshops not begun yet.
+
+    Read by the idle culler (``academy.culler --workshops-db``) each round; times past are left out.
+    """
+    from datetime import timezone
+
+    from sqlalchemy import create_engine, select
+
+    from academy.workshop.models import Workshop
+
+    engine = create_engine(db_url, future=True)
+    try:
+        with engine.connect() as conn:
+            if "warm_entries" not in inspect(conn).get_table_names():
+                return {}
+            rows = conn.execute(select(WarmEntry.participant, Workshop.start)
+                                .join(Workshop, Workshop.slug == WarmEntry.workshop)
+                                .where(WarmEntry.state == "running", Workshop.torn_down_at.is_(None),
+                                       Workshop.end > utcnow()))
+            holds: dict[str, datetime] = {}
+            for name, start in rows:
+                holds[name] = max(holds.get(name, start.replace(tzinfo=timezone.utc)), start.replace(tzinfo=timezone.utc))
+            return holds
+    finally:
+        engine.dispose()
