@@ -119,3 +119,15 @@ def test_warm_holds_name_running_warm_starts_of_workshops_still_ahead(ctx):
         db.commit()
     holds = warm_holds(url)
     assert list(holds) == ["open-01"] and holds["open-01"].replace(tzinfo=None) == now + timedelta(minutes=8)
+
+
+def test_a_step_and_its_audit_line_are_written_together_and_once(ctx):
+    """Does marking a teardown step write its audit line in the same commit, and a second mark write nothing?"""
+    store = lifecycle.AuditedStore(ctx, "admin", "teardown")
+    store.mark("ws", "ws-01", "stop")
+    store.mark("ws", "ws-01", "stop")
+    store.mark("ws", "*", "coursework")
+    assert store.done("ws", "ws-01", "stop")
+    with ctx.sessions() as db:
+        events = [(e.actor, e.action, e.participant, e.detail) for e in db.query(AuditEvent).order_by(AuditEvent.id)]
+    assert events == [("admin", "teardown.step", "ws-01", "stop"), ("admin", "teardown.step", "", "coursework")]

@@ -24,7 +24,7 @@ from academy.configurer import state_path
 from academy.workshop import actions
 from academy.workshop.forms import InvalidRequest, Problem, WorkshopRequest
 from academy.workshop.lifecycle_models import TeardownRun, WarmEntry, WarmRun, ensure_tables
-from academy.workshop.models import TeardownStep, TeardownStore, Workshop, utcnow
+from academy.workshop.models import AuditEvent, TeardownStep, TeardownStore, Workshop, utcnow
 
 STALE_HOLDER = timedelta(hours=2)
 # Work in flight in this process: ("warm", slug, name), ("teardown", slug), ("purge", slug).
@@ -263,8 +263,24 @@ def coursework_step(ctx: actions.Context, actor: str, slug: str):
     return run
 
 
-def _step_audit(ctx: actions.Context, actor: str, slug: str, kind: str):
-    return lambda name, step: actions.audit(ctx, actor, f"{kind}.step", slug, "" if name == "*" else name, step)
+class AuditedStore(TeardownStore):
+    """The step store whose ``mark`` writes the step and its audit line in one transaction.
+
+    So a crash can never leave a step done but unlogged (or logged but to be done again).
+    """
+
+    def __init__(self, ctx: actions.Context, actor: str, kind: str):
+        super().__init__(ctx.sessions)
+        self.actor, self.kind = actor, kind
+
+    def mark(self, workshop: str, participant: str, step: str) -> None:
+        with self._sessions() as db:
+            if db.scalar(select(TeardownStep).filter_by(workshop=workshop, participant=participant, step=step)) is not None:
+                return
+            db.add(TeardownStep(workshop=workshop, participant=participant, step=step))
+            db.add(AuditEvent(actor=self.actor, action=f"{self.kind}.step", workshop=workshop,
+                              participant="" if participant == "*" else participant, detail=step))
+            db.commit()
 
 
 async def teardown(ctx: actions.Context, actor: str, slug: str) -> "Outcome":
@@ -285,14 +301,13 @@ async def teardown(ctx: actions.Context, actor: str, slug: str) -> "Outcome":
         disable, _ = _logins(ctx)
         ours = [p.username for p in w.participants if p.created_here]
         report = await run_teardown(
-            slug, ours, hub_api_url=ctx.hub.api_url, token=_token(ctx), store=TeardownStore(ctx.sessions),
+            slug, ours, hub_api_url=ctx.hub.api_url, token=_token(ctx), store=AuditedStore(ctx, actor, "teardown"),
             state_dir=ctx.cfg["hub"]["state_dir"], home_of=_home_of(ctx),
-            workshop_steps=[("coursework", coursework_step(ctx, actor, slug))], disable_login=disable,
-            jobs=2, on_step=_step_audit(ctx, actor, slug, "teardown"))
+            workshop_steps=[("coursework", coursework_step(ctx, actor, slug))], disable_login=disable, jobs=2)
         failures = [f"{f.participant} {f.step}: {f.message}" for f in report.failures]
         if report.complete:
             # Existing hub users (SSO, staff) keep their account and home: only their server stops.
-            store, hub = TeardownStore(ctx.sessions), Hub(ctx.hub.api_url, _token(ctx))
+            store, hub = AuditedStore(ctx, actor, "teardown"), Hub(ctx.hub.api_url, _token(ctx))
             try:
                 for p in w.participants:
                     if p.created_here or store.done(slug, p.username, "stop"):
@@ -303,7 +318,6 @@ async def teardown(ctx: actions.Context, actor: str, slug: str) -> "Outcome":
                         failures.append(f"{p.username} stop: {exc}"[:300])
                         continue
                     store.mark(slug, p.username, "stop")
-                    _step_audit(ctx, actor, slug, "teardown")(p.username, "stop")
             finally:
                 await hub.close()
         complete = not failures
@@ -349,11 +363,11 @@ async def purge(ctx: actions.Context, actor: str, slug: str) -> "Outcome":
         try:
             report = await run_purge(
                 slug, [p.username for p in w.participants if p.created_here], hub_api_url=ctx.hub.api_url,
-                token=_token(ctx), store=TeardownStore(ctx.sessions), state_dir=ctx.cfg["hub"]["state_dir"],
+                token=_token(ctx), store=AuditedStore(ctx, actor, "purge"), state_dir=ctx.cfg["hub"]["state_dir"],
                 home_of=home_of, ended_at=w.torn_down_at.replace(tzinfo=timezone.utc),
                 retention_days=ctx.wcfg["retention_days"],
                 unix_account_of=(lambda n: f"acad-{n}") if local_root else (lambda n: None),
-                delete_login=delete, on_step=_step_audit(ctx, actor, slug, "purge"))
+                delete_login=delete)
         except PurgeTooEarly as exc:
             failures = [str(exc)]
             raise InvalidRequest([Problem("purge", str(exc))]) from exc
