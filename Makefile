@@ -5,6 +5,9 @@ VENV ?= .venv
 SYSTEM_PYTHON ?= /usr/bin/python3
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Most tests wait on real servers, jobs and timers, not on the CPU: three at a time fit 2 cores
+# (tests/conftest.py keeps a module, and all of Slurm, on one worker).
+TEST_WORKERS ?= 3
 # Packages `make up` needs: venv support, and Node.js for configurable-http-proxy (only when
 # node/npm are not already there, e.g. from NodeSource, whose nodejs conflicts with Debian's npm).
 APT_RUN := python3 python3-venv python3-dev
@@ -68,7 +71,7 @@ install-test: system-test $(VENV)/.installed-test node_modules/.installed $(LABE
 
 test: install-test
 	./.ci/shared-access
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from academy.validation import ConfigError
+
 SPAWNER_CLASSES = {
     "local": "academy.spawners.local.AcademyLocalSpawner",
     "slurm": "academy.spawners.slurm.AcademySlurmSpawner",
@@ -249,6 +251,44 @@ def update_workshops(c: Config, cfg: dict) -> None:
     c.JupyterHub.load_groups = groups
 
 
+def update_formgrader(c: Config, cfg: dict) -> None:
+    """nbgrader's Formgrader as the hub-managed service ``formgrader``, run as the course owner, open to trainers."""
+    ws = cfg["workshops"]
+    fg = ws["formgrader"]
+    if not (ws["enabled"] and fg["enabled"]):
+        return
+    from academy.course.layout import LayoutError
+    from academy.workshop.coursework import layout_for
+    from academy.workshop.formgrader import SharedState, check_course_state
+
+    try:  # a managed service that exits stops the hub: refuse a bad setup here, naming the key
+        check_course_state(cfg, layout_for(cfg))
+    except (LayoutError, SharedState) as exc:
+        raise ConfigError(str(exc)) from None
+    port = fg["port"]
+    if not port:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    c.JupyterHub.services = [*c.JupyterHub.get("services", []), {
+        "name": "formgrader",
+        "display": True,
+        "info": {"description": "nbgrader's Formgrader: manual grading of the course (trainers)"},
+        "url": f"http://127.0.0.1:{port}",
+        "command": [sys.executable, "-m", "academy.workshop.formgrader"],
+        "oauth_no_confirm": True,
+        "environment": {"ACADEMY_CONFIG": cfg["_source"]} if not cfg["_source"].startswith("<") else {},
+    }]
+    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), {
+        "name": "academy-formgrader",
+        "description": "May open the Formgrader (every trainer group; admins may anyway)",
+        "scopes": ["access:services!service=formgrader"],
+        "groups": list(ws["trainer_groups"]),
+    }]
+
+
 def update_spawn_queue(c: Config, cfg: dict) -> None:
     """The fair start queue (academy.spawners.queue) and the hub's own event-loop stall log."""
     queue = cfg["spawn_queue"]
@@ -319,6 +359,7 @@ UPDATERS = [
     update_slurm,
     update_culler,
     update_envs,
+    update_formgrader,
     update_workshops,
     update_spawn_queue,
     update_load_test,

@@ -25,11 +25,17 @@ def ensure_account(unix_name: str, home: str, hub_name: str) -> None:
             # The state dir moved (or was recreated): point the account at its new home.
             subprocess.run(["usermod", "--home", home, unix_name], check=True, capture_output=True, timeout=30)
         return
-    subprocess.run(
+    made = subprocess.run(
         ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", home,
          "--shell", "/bin/bash", "--comment", f"AI Factory Academy user {hub_name}", unix_name],
-        check=True, capture_output=True, timeout=30,
+        capture_output=True, text=True, timeout=30,
     )
+    if made.returncode != 0:
+        try:
+            # A second start of the same user (or a workshop making it) won the race: that account will do.
+            pwd.getpwnam(unix_name)
+        except KeyError:
+            raise subprocess.CalledProcessError(made.returncode, made.args, made.stdout, made.stderr) from None
 
 
 def prepare_home(hub_name: str, homes_dir: str, prefix: str = LOCAL_UNIX_PREFIX) -> Path:

@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "spawn_queue": {"concurrency": 0, "wait_limit": 3600, "stall_log_threshold": 0.25},
     "load_test": {"enabled": False},
 }
+# The course workshops grade (coursework.course_layout); empty: `academy course`'s own defaults.
+DEFAULTS["workshops"]["course"] = {"course_dir": "", "state_dir": "", "exchange_dir": "", "db_url": ""}
+DEFAULTS["workshops"]["formgrader"] = {"enabled": False, "user": "academy-course", "port": 0}
 
 # Keys whose values are paths relative to the project root.
 PATH_KEYS = [
@@ -71,6 +74,9 @@ PATH_KEYS = [
     ("local", "homes_dir"),
     ("slurm", "batch_script"),
     ("slurm", "homes_dir"),
+    ("workshops", "course", "course_dir"),
+    ("workshops", "course", "state_dir"),
+    ("workshops", "course", "exchange_dir"),
 ]
 
 

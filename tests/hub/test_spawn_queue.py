@@ -89,9 +89,10 @@ def test_burst_beyond_the_limit_queues_and_starts_in_order(queued_hub):
         stop_all(hub, learners)
 
 
-@pytest.mark.timeout(1800)  # ten real first starts, two at a time, on a shared 2-core machine
-def test_hub_answers_while_ten_new_accounts_are_created(tmp_path, monkeypatch):
-    """Does the hub's event loop keep turning while ten first spawns each spend 4 s creating a Unix account?"""
+@pytest.mark.timeout(1200)  # four real first starts, two at a time, on a shared 2-core machine
+def test_hub_answers_while_new_accounts_are_created(tmp_path, monkeypatch):
+    """Does the hub's event loop keep turning while four first spawns (two rounds of the queue) each spend 4 s
+    creating a Unix account?"""
     if os.geteuid() != 0:
         pytest.skip("account creation (and so this blocking risk) exists only when the hub runs as root")
     delay = 4.0
@@ -105,7 +106,7 @@ def test_hub_answers_while_ten_new_accounts_are_created(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{wrappers}:{os.environ['PATH']}")
     site = {"spawn_queue": {"stall_log_threshold": 0.5}, "local": {"start_timeout": 300}}
     with running_hub("stall", site=site) as hub:
-        learners = [make_learner(hub, "s") for _ in range(10)]
+        learners = [make_learner(hub, "s") for _ in range(4)]
         try:
             for who in learners:
                 r = hub.api("POST", f"/users/{who.name}/server", who.token, json={})
@@ -115,7 +116,7 @@ def test_hub_answers_while_ten_new_accounts_are_created(tmp_path, monkeypatch):
                 hub.wait_ready(who.name, who.token, timeout=600)
             log = hub.log_path.read_text(errors="replace")
             stalls = [float(s) for s in STALL.findall(log)]
-            assert log.count("Start slot granted to s-") == 10
+            assert log.count("Start slot granted to s-") == 4
             assert max(stalls, default=0.0) < delay, f"the hub's event loop stalled {max(stalls)} s: something blocks it"
         finally:
             stop_all(hub, learners)

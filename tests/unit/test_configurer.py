@@ -136,3 +136,29 @@ def test_workshop_service_can_be_switched_off():
     """Does workshops.enabled: false leave services and roles untouched?"""
     c = apply({"workshops": {"enabled": False}, "culler": {"enabled": False}})
     assert "services" not in c.JupyterHub and "load_roles" not in c.JupyterHub
+
+
+def test_formgrader_is_a_trainer_only_service_and_refuses_the_hub_state(tmp_path):
+    """Does update_formgrader append a Formgrader service open to the trainer groups, and refuse a course state shared with the hub's?"""
+    import pytest
+
+    from academy.validation import ConfigError
+
+    (tmp_path / "course").mkdir()
+    course = {"course_dir": str(tmp_path / "course"), "state_dir": str(tmp_path / "cstate"), "exchange_dir": str(tmp_path / "x")}
+    cfg = build_config({"hub": {"state_dir": str(tmp_path / "hub")},
+                        "workshops": {"trainer_groups": ["trainers"], "course": course, "formgrader": {"enabled": True, "port": 9321}}}, "t")
+    c = Config()
+    c.JupyterHub.services = [{"name": "other"}]
+    configurer.update_formgrader(c, cfg)
+    service = c.JupyterHub.services[-1]
+    assert service["name"] == "formgrader" and service["url"] == "http://127.0.0.1:9321" and "user" not in service
+    assert service["command"][-1] == "academy.workshop.formgrader"
+    role = c.JupyterHub.load_roles[-1]
+    assert role["scopes"] == ["access:services!service=formgrader"] and role["groups"] == ["trainers"]
+    shared = build_config({"hub": {"state_dir": str(tmp_path / "hub")},
+                           "workshops": {"course": {**course, "state_dir": str(tmp_path)}, "formgrader": {"enabled": True}}}, "t")
+    with pytest.raises(ConfigError, match="workshops.formgrader"):
+        configurer.update_formgrader(Config(), shared)
+    default = apply({"culler": {"enabled": False}}).JupyterHub  # off unless a course state of its own is configured
+    assert "formgrader" not in [s["name"] for s in default.get("services", [])]

@@ -219,10 +219,14 @@ def ensure_account(name: str) -> SandboxUser:
     except KeyError:
         if os.geteuid() != 0:
             raise SandboxError(f"creating account {name!r} needs root") from None
-        subprocess.run(
+        made = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
              "--shell", "/usr/sbin/nologin", "--user-group", name],
-            check=True, capture_output=True,
+            capture_output=True, text=True,
         )
-        entry = pwd.getpwnam(name)
+        try:
+            # Two graders starting at once both try; the loser finds the winner's account.
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise SandboxError(f"could not create account {name!r}: {made.stderr.strip()}") from None
     return SandboxUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid)

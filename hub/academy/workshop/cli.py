@@ -127,6 +127,22 @@ def cmd_release(args) -> int:
     return 0
 
 
+# --- course work (the same functions as the workshop page's buttons) --------------------------------
+def cmd_coursework(args) -> int:
+    from academy.workshop import coursework
+
+    ctx = _ctx(args)
+    _workshop(ctx, args.slug)
+    act = getattr(coursework, args.workshop_command)
+    extra = {} if args.workshop_command == "export" else {"assignment": args.assignment}
+    if args.workshop_command == "autograde":
+        extra["jobs"] = args.jobs
+    results = act(ctx, _actor(args, ctx), args.slug, echo=print, **extra)
+    if args.workshop_command == "export":
+        print(f"export in {coursework.export_dir(ctx, args.slug)}")
+    return 1 if any(r.status in ("failed", "withheld") for r in results) else 0
+
+
 def _run(func):
     def run(args) -> int:
         try:
@@ -181,5 +197,14 @@ def register(subparsers) -> None:
     rl.add_argument("--assignment", action="append", default=[])
     rl.add_argument("--due", action="store_true", help="everything whose release time has come")
     rl.set_defaults(func=_run(cmd_release))
+    for step, text in (("collect", "collect participants' submissions"), ("autograde", "autograde collected submissions"),
+                       ("feedback", "generate and return feedback"), ("export", "grades CSVs and one report per participant")):
+        cw = sub.add_parser(step, help=f"course work: {text} (the workshop's assignments and participants only)")
+        cw.add_argument("slug")
+        if step != "export":
+            cw.add_argument("--assignment", help="one assignment of the workshop (default: every released one)")
+        if step == "autograde":
+            cw.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
+        cw.set_defaults(func=_run(cmd_coursework))
     from academy.workshop import lifecycle_cli  # warmstart, teardown, purge
     lifecycle_cli.register(sub, _run)

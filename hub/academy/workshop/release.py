@@ -51,13 +51,19 @@ def _release_lesson(ctx: Context, workshop, name: str) -> str:
     return f"copied into {len(workshop.participants)} homes"
 
 
-def _release_assignment(name: str) -> str:
-    from academy.course.layout import LayoutError, resolve
+def _release_assignment(ctx: Context, workshop, name: str) -> str:
+    from academy.course.exchange import ExchangeError
+    from academy.course.layout import LayoutError, check_id
     from academy.course.release import ReleaseError, release
+    from academy.workshop.coursework import course_layout, prepare_exchange
 
     try:
-        result = release(resolve(), name)
-    except (LayoutError, ReleaseError, OSError) as exc:
+        layout = course_layout(ctx)
+        if not (layout.source_dir / check_id(name, "assignment")).is_dir():
+            raise LayoutError(f"no source for assignment {name!r} in {layout.source_dir}")
+        prepare_exchange(ctx, layout, [p.username for p in workshop.participants])
+        result = release(layout, name)
+    except (LayoutError, ReleaseError, ExchangeError, OSError) as exc:
         raise InvalidRequest([Problem("assignments", str(exc))]) from None
     return f"released {len(result.notebooks)} notebook(s) to {result.published_to}"
 
@@ -69,7 +75,7 @@ def release_content(ctx: Context, actor: str, slug: str, kind: str, name: str) -
         row = db.scalar(select(Content).filter_by(workshop_id=workshop.id, kind=kind, name=name))
         if row is None:
             raise InvalidRequest([Problem(f"{kind}s", f"{name!r} is not a {kind} of {slug}")])
-    outcome = _release_lesson(ctx, workshop, name) if kind == "lesson" else _release_assignment(name)
+    outcome = _release_lesson(ctx, workshop, name) if kind == "lesson" else _release_assignment(ctx, workshop, name)
     with ctx.sessions() as db:
         row = db.scalar(select(Content).filter_by(workshop_id=workshop.id, kind=kind, name=name))
         row.released_at = utcnow()

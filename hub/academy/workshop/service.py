@@ -256,10 +256,11 @@ def make_app(ctx: actions.Context, prefix: str, hub_prefix: str, cookie_secret: 
         ("api/workshops", ApiListHandler), (f"api/workshops/{slug}", ApiWorkshopHandler),
         ("oauth_callback", HubOAuthCallbackHandler),
     ]
-    # Lifecycle (warm start, teardown, purge): its own handlers and the workshop page's section.
-    from academy.workshop import lifecycle_pages
-    routes += lifecycle_pages.routes(slug)
+    # Course work and the lifecycle (warm start, teardown, purge): their own handlers and page sections.
+    from academy.workshop import coursework_pages, lifecycle_pages
+    routes += coursework_pages.routes(slug) + lifecycle_pages.routes(slug)
     jinja = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    coursework_pages.register(jinja, ctx)
     lifecycle_pages.install(jinja, ctx)
     return web.Application(
         [(url_path_join(prefix, path), handler) for path, handler in routes],
