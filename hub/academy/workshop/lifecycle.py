@@ -8,7 +8,6 @@ starting again, and ``claim`` keeps the service and the CLI from running one tea
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import pwd
@@ -248,18 +247,11 @@ def _logins(ctx: actions.Context):
 
 
 def coursework_step(ctx: actions.Context, actor: str, slug: str):
-    """The final collect, autograde, feedback and export, if ``academy.workshop.coursework`` is installed."""
+    """The final collect, autograde, feedback and export (``coursework.final_grading``), as a teardown step."""
     def run():
-        if importlib.util.find_spec("academy.workshop.coursework") is None:
-            actions.audit(ctx, actor, "teardown.coursework", slug, detail="course work: not available")
-            return None
         from academy.workshop import coursework
 
-        final = getattr(coursework, "final_grading", None)
-        if final is None:
-            actions.audit(ctx, actor, "teardown.coursework", slug, detail="course work: not available")
-            return None
-        return final(ctx, actor, slug)
+        return coursework.final_grading(ctx, actor, slug)
     return run
 
 
