@@ -6,6 +6,7 @@ is TLJH's ``configurer.py``.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -177,6 +178,9 @@ def update_culler(c: Config, cfg: dict) -> None:
                 f"--warn-before={culler.get('warn_before', 600)}",
                 # It asks each server's academy.labtools through the proxy, as the learner's browser does.
                 f"--proxy-url=http://{host}:{hub['port']}{hub['base_url'].rstrip('/')}",
+                # Warm-started workshop servers are kept until their workshop starts (academy.workshop.lifecycle).
+                *([f"--workshops-db={cfg['workshops']['db_url'] or 'sqlite:///' + state_path(cfg, 'workshops.sqlite')}"]
+                  if cfg.get("workshops", {}).get("enabled") else []),
             ],
         }
     )
@@ -214,6 +218,9 @@ def update_workshops(c: Config, cfg: dict) -> None:
         "oauth_no_confirm": True,
         "environment": {"ACADEMY_CONFIG": cfg["_source"]} if not cfg["_source"].startswith("<") else {},
     }
+    if os.environ.get("SLURM_CONF"):
+        # The hub passes services only a few variables; the reservation check's scontrol needs this one.
+        service["environment"] = {**service["environment"], "SLURM_CONF": os.environ["SLURM_CONF"]}
     if ws.get("_api_token"):
         # The same token `academy workshop` reads from the state dir, so the CLI drives the same code.
         service["api_token"] = ws["_api_token"]
@@ -225,7 +232,9 @@ def update_workshops(c: Config, cfg: dict) -> None:
             "name": "academy-service",
             "description": "The workshop service: makes participants' users and groups, reads callers' groups",
             "scopes": ["admin:users", "admin:groups", "list:users", "read:users", "list:groups", "read:groups",
-                       "read:servers", "servers"],
+                       "read:servers", "servers",
+                       # teardown: delete participants' tokens and revoke shares of their servers
+                       "tokens", "shares"],
             "services": ["academy"],
         },
         {

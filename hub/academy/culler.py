@@ -50,8 +50,17 @@ class Verdict:
     reason: str
 
 
-def judge(server: dict, activity: dict | None, limit: int, warn_before: int, now: dt.datetime) -> Verdict:
-    """Pure decision for one server from the hub's model and its extension's activity report."""
+def judge(server: dict, activity: dict | None, limit: int, warn_before: int, now: dt.datetime,
+          held_until: dt.datetime | None = None) -> Verdict:
+    """Pure decision for one server from the hub's model and its extension's activity report.
+
+    ``held_until``: the start of the workshop this server was warm-started for; it is kept until
+    then, and its idle time counts from then, not from the warm start.
+    """
+    if held_until is not None:
+        if now < held_until:
+            return Verdict("keep", 0.0, limit, "warm-started for a workshop that has not begun")
+        server = {**server, "started": max(parse_time(server.get("started")) or held_until, held_until).isoformat()}
     if activity is None:
         # No extension answering (an old server): fall back to the hub's own activity record.
         last = parse_time(server.get("last_activity")) or parse_time(server.get("started")) or now
@@ -83,8 +92,10 @@ class Culler:
     warn_before: int
     every: float
     concurrency: int = 10
+    workshops_db: str = ""  # warm-started servers are held until their workshop starts (academy.workshop)
     warned: dict = field(default_factory=dict)
     _profiles: tuple = (None, {})
+    holds: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.http = AsyncHTTPClient(force_instance=True)
@@ -133,7 +144,8 @@ class Culler:
             except (HTTPClientError, OSError, ValueError) as exc:
                 log.info("%s/%s: no activity report (%s); using the hub's", user, name, exc)
                 activity = None
-            verdict = judge(server, activity, limit, self.warn_before, dt.datetime.now(dt.timezone.utc))
+            verdict = judge(server, activity, limit, self.warn_before, dt.datetime.now(dt.timezone.utc),
+                            self.holds.get(user) if not name else None)
             key = (user, name, server.get("started"))
             if verdict.action == "warn" and key not in self.warned:
                 left = max(0, int(limit - verdict.idle_seconds))
@@ -162,6 +174,14 @@ class Culler:
 
     async def cull_once(self) -> list[Verdict]:
         limits = self.idle_limits()
+        self.holds = {}
+        if self.workshops_db:
+            from academy.workshop.lifecycle_models import warm_holds
+
+            try:
+                self.holds = warm_holds(self.workshops_db)
+            except Exception as exc:  # noqa: BLE001 (an unreadable workshop db must not stop culling)
+                log.warning("Could not read warm-start holds from the workshop database: %s", exc)
         tasks = [self.handle(u, n, s, limits) async for u, n, s in self.servers()]
         return [v for v in await asyncio.gather(*tasks) if v is not None]
 
@@ -181,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warn-before", type=int, default=600, help="seconds before the cull that the learner is warned")
     p.add_argument("--every", type=float, default=60, help="seconds between rounds")
     p.add_argument("--proxy-url", default=os.environ.get("ACADEMY_PROXY_URL", ""), help="public URL of the proxy")
+    p.add_argument("--workshops-db", default="", help="workshop database: warm-started servers are kept until their workshop starts")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s academy.culler] %(message)s")
 
@@ -188,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         culler = Culler(
             api_url=os.environ["JUPYTERHUB_API_URL"].rstrip("/"), proxy_url=args.proxy_url,
             token=os.environ["JUPYTERHUB_API_TOKEN"], profiles_file=args.profiles_file,
-            default_idle=args.timeout, warn_before=args.warn_before, every=args.every,
+            default_idle=args.timeout, warn_before=args.warn_before, every=args.every, workshops_db=args.workshops_db,
         )
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()

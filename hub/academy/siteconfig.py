@@ -56,7 +56,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "culler": {"enabled": True, "timeout": 3600, "every": 60, "warn_before": 600},
     "envs": {"index_url": ""},
-    "workshops": {"enabled": True, "trainer_groups": ["trainers"], "max_participants": 60, "port": 0, "db_url": "", "public_url": ""},
+    "workshops": {"enabled": True, "trainer_groups": ["trainers"], "max_participants": 60, "port": 0, "db_url": "", "public_url": "",
+                  "warm_start_minutes": 10, "retention_days": 30, "tick_seconds": 60},
     "spawn_queue": {"concurrency": 0, "wait_limit": 3600, "stall_log_threshold": 0.25},
     "load_test": {"enabled": False},
 }

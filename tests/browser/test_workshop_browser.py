@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from hub_harness import _RUN, running_hub
 from test_browser import CHROMIUM, CHROMIUM_ARGS, browser, shot  # noqa: F401 (fixture)
@@ -66,3 +67,46 @@ def test_trainer_creates_workshop_in_the_browser(hub, browser):  # noqa: F811
     shot(admin, "workshop-03-admin-page")
     members = hub.api("GET", f"/groups/{slug}", admin_token(hub)).json()["users"]
     assert sorted(members) == [f"{slug}-01", f"{slug}-02", f"{slug}-03"]
+
+
+def test_trainer_warm_starts_and_tears_down_in_the_browser(hub, browser):  # noqa: F811
+    """In Chromium, does "Warm start now" show the participant's progress until running without a reload, and does
+    "Tear down…" ask for confirmation, then show the report: server stopped, home archived, login disabled?"""
+    from workshop_support import post_form, sheet_credentials, workshop_form
+
+    trainer = make_trainer(hub, "brl")
+    slug = f"brl{_RUN}"
+    track(f"{slug}-01")
+    creds = sheet_credentials(post_form(trainer.session, hub, "new", workshop_form(slug, count="1")).text)
+    token = admin_token(hub)
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(f"{hub.url}/hub/login?next=/services/academy/w/{slug}")
+    page.fill("input[name=username]", trainer.name)
+    page.fill("input[name=password]", trainer.password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(f"**/services/academy/w/{slug}")
+    assert "no Slurm reservation is needed" in page.inner_text("#warm-summary")
+    page.click("#warm-now")
+    # The section refreshes itself (a small script); no reload here.
+    page.wait_for_selector(f'#warm tr[data-user="{slug}-01"][data-state="running"]')
+    shot(page, "workshop-04-warm-started")
+    assert hub.api("GET", f"/users/{slug}-01", token).json()["servers"][""]["ready"]
+
+    page.click("#teardown-button")
+    page.wait_for_selector("#teardown-form")
+    shot(page, "workshop-05-teardown-confirm")
+    page.fill("#confirm", slug)
+    page.click("#teardown-confirm")
+    page.wait_for_selector("#torn-down")
+    shot(page, "workshop-06-torn-down")
+    steps = page.inner_text(f'#teardown-steps tr[data-user="{slug}-01"]')
+    assert "block, unshare, stop, archive" in steps
+    assert page.is_disabled("#purge-button") and "retention" in page.inner_text("#purge-when")
+    assert not hub.api("GET", f"/users/{slug}-01", token).json()["servers"]
+    assert (hub.state_dir / "workshops" / slug / "archives" / f"{slug}-01.tar.gz").exists()
+    s = requests.Session()
+    s.get(f"{hub.url}/hub/login", timeout=30)
+    r = s.post(f"{hub.url}/hub/login", data={"username": f"{slug}-01", "password": creds[f"{slug}-01"],
+                                             "_xsrf": s.cookies.get("_xsrf", "")}, timeout=30, allow_redirects=False)
+    assert r.status_code == 403

@@ -72,3 +72,107 @@ def test_warm_started_jobs_run_in_the_reservation_and_end_cancelled(slurm_hub, t
     job = job_of(missing, after=before)
     assert f"Reservation={RESERVATION}" in slurm("scontrol", "show", "job", job["id"]).stdout
     hub.api("DELETE", f"/users/{missing}/server", token)
+
+
+def test_the_workshop_form_refuses_a_reservation_that_is_missing_short_or_too_small(slurm_hub):
+    """On the Slurm backend, is a new workshop whose reservation is left out, does not exist, ends before the workshop
+    or has no room for its participants refused next to the reservation field (and by the CLI), with nothing created;
+    and is one that fits accepted?"""
+    import subprocess
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from hub_harness import ACADEMY, REPO
+    from slurm_cluster import Cluster
+    from workshop_support import post_form, workshop_form
+
+    hub = slurm_hub
+    admin = hub.login("admin", hub.admin_password)
+    token = hub.token_for(admin, "admin", note="reservation form")
+    now = datetime.now(ZoneInfo("Europe/Amsterdam"))
+    at = lambda minutes: (now + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M")  # noqa: E731
+    short = "academy-w9c-short"
+    slurm("scontrol", "delete", f"reservationname={short}")
+    made = slurm("scontrol", "create", "reservation", f"reservationname={short}", "users=-root",
+                 f"nodes={Cluster().node}", "corecnt=1", "starttime=now+1hour", "duration=60")
+    assert made.returncode == 0, made.stderr
+    cases = [
+        ({"reservation": ""}, "needs its Slurm reservation"),
+        ({"reservation": "academy-no-such-res"}, "does not exist"),
+        ({"reservation": short, "start": at(65), "end": at(180)}, "does not cover the workshop"),
+        ({"reservation": RESERVATION, "count": "10"}, "has 1 cores; 10 participants"),
+    ]
+    try:
+        for change, message in cases:
+            slug = new_username("wr")
+            form = workshop_form(slug, profiles="workshop", count="1", start=at(20), end=at(80))
+            r = post_form(admin, hub, "new", {**form, **change})
+            assert r.status_code == 400, (change, r.status_code)
+            assert 'data-field-error="reservation"' in r.text and message in r.text.replace("&#39;", "'"), (change, r.text[-2500:])
+            assert "Nothing was created" in r.text
+            assert hub.api("GET", f"/groups/{slug}", token).status_code == 404
+            assert hub.api("GET", f"/users/{slug}-01", token).status_code == 404
+    finally:
+        slurm("scontrol", "delete", f"reservationname={short}")
+    slug = new_username("wr")
+    bad = subprocess.run([*ACADEMY, "--config", str(hub.config_path), "workshop", "create", slug, "--title", "CLI",
+                          "--start", at(20), "--end", at(80), "--profile", "workshop", "--reservation", "academy-no-such-res"],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert bad.returncode == 2 and "reservation: Slurm reservation 'academy-no-such-res' does not exist" in bad.stderr, bad.stderr
+    assert hub.api("GET", f"/groups/{slug}", token).status_code == 404
+    # One that fits (no participants yet, so the scheduler warm-starts nobody into the one reserved core).
+    fits = post_form(admin, hub, "new", workshop_form(slug, profiles="workshop", count="0", reservation=RESERVATION,
+                                                      start=at(20), end=at(80)))
+    assert fits.status_code == 200 and slug in fits.text, fits.text[-2000:]
+    assert hub.api("GET", f"/groups/{slug}", token).status_code == 200
+    assert "Required: checked against Slurm" in admin.get(f"{hub.url}/services/academy/new", timeout=60).text
+    # Adding participants later is checked too: a second one does not fit the one reserved core.
+    more = post_form(admin, hub, f"w/{slug}/participants", {"count": "2", "usernames": "", "sso_group": ""})
+    assert more.status_code == 400 and 'data-field="count"' in more.text and "has 1 cores; 2 participants" in more.text, more.text[-2000:]
+    assert hub.api("GET", f"/users/{slug}-01", token).status_code == 404
+
+
+def test_the_service_warm_starts_into_the_reservation_before_the_start_and_tears_down(slurm_hub):
+    """Before the workshop starts, does "Warm start now" on the workshop page run the participant's job inside the
+    workshop's reservation (the begun warm start binds early), and does `academy workshop teardown` end it CANCELLED?"""
+    import subprocess
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from hub_harness import ACADEMY, REPO
+    from workshop_support import post_form, workshop_form
+
+    hub = slurm_hub
+    admin = hub.login("admin", hub.admin_password)
+    token = hub.token_for(admin, "admin", note="service warm start")
+    name = unix_user(new_username("wsv"))
+    hub.add_accounts(name)
+    now = datetime.now(ZoneInfo("Europe/Amsterdam"))
+    at = lambda minutes: (now + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M")  # noqa: E731
+    slug = new_username("wv")
+    made = post_form(admin, hub, "new", workshop_form(slug, profiles="workshop", count="0", usernames=name,
+                                                      reservation=RESERVATION, start=at(90), end=at(150)))
+    assert made.status_code == 200, made.text[-2000:]
+    before = newest_job_id()
+    assert post_form(admin, hub, f"w/{slug}/warmstart", {}).status_code == 200
+    deadline = time.monotonic() + 240
+    while True:
+        warm = admin.get(f"{hub.url}/services/academy/api/workshops/{slug}/lifecycle", timeout=60).json()["warm"]
+        if warm and warm[0]["state"] in ("running", "failed"):
+            break
+        assert time.monotonic() < deadline, warm
+        time.sleep(1)
+    assert warm[0]["state"] == "running", warm
+    job = job_of(name, after=before)
+    assert job and job["state"] == "RUNNING" and job["reservation"] == RESERVATION, job
+    assert f"Reservation={RESERVATION}" in slurm("scontrol", "show", "job", job["id"]).stdout
+
+    out = subprocess.run([*ACADEMY, "--config", str(hub.config_path), "workshop", "teardown", slug],
+                         capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert out.returncode == 0 and "teardown complete" in out.stdout, out.stdout + out.stderr
+    deadline = time.monotonic() + 60
+    while (state := job_of(name, after=before)["state"]) not in ("CANCELLED", "COMPLETED"):
+        assert time.monotonic() < deadline, state
+        time.sleep(1)
+    assert state == "CANCELLED"
+    assert hub.api("GET", f"/users/{name}", token).status_code == 200, "an existing user keeps the account"

@@ -98,10 +98,15 @@ def audit_events(ctx: Context, limit: int | None = None) -> list[AuditEvent]:
 
 
 # --- workshops and participants -----------------------------------------------------------
-def create_workshop(ctx: Context, actor: str, req: WorkshopRequest) -> tuple[Workshop, list[IssuedCredential]]:
-    """Check everything, then create groups, the workshop and its participants; raises InvalidRequest."""
+def create_workshop(ctx: Context, actor: str, req: WorkshopRequest,
+                    more_problems: list[Problem] = ()) -> tuple[Workshop, list[IssuedCredential]]:
+    """Check everything, then create groups, the workshop and its participants; raises InvalidRequest.
+
+    ``more_problems``: what async checks found (the Slurm reservation, ``lifecycle.reservation_problems``).
+    """
     with ctx.sessions() as db:
         problems = check_request(req, db, known_profiles=ctx.known_profiles(), max_participants=ctx.wcfg["max_participants"])
+    problems += list(more_problems)
     problems += _participant_problems(ctx, req.count, req.usernames)
     if problems:
         raise InvalidRequest(problems)
@@ -155,8 +160,11 @@ def _next_numbers(workshop: Workshop, count: int) -> list[str]:
 
 
 def add_participants(ctx: Context, actor: str, slug: str, count: int = 0, usernames: list[str] | None = None,
-                     sso_group: str = "") -> list[IssuedCredential]:
-    """New ``<slug>-NN`` accounts (credentials returned once) and/or existing hub users or a group's members."""
+                     sso_group: str = "", more_problems: list[Problem] = ()) -> list[IssuedCredential]:
+    """New ``<slug>-NN`` accounts (credentials returned once) and/or existing hub users or a group's members.
+
+    ``more_problems``: what async checks found (room in the reservation, ``lifecycle.room_problems``).
+    """
     usernames = list(usernames or [])
     workshop = get_workshop(ctx, slug)
     if sso_group:
@@ -169,7 +177,7 @@ def add_participants(ctx: Context, actor: str, slug: str, count: int = 0, userna
     check_usernames(usernames, problems)
     if count < 0:
         problems.append(Problem("count", "cannot be negative"))
-    problems += _participant_problems(ctx, count, usernames, workshop)
+    problems += _participant_problems(ctx, count, usernames, workshop) + list(more_problems)
     if problems:
         raise InvalidRequest(problems)
     new_names = _next_numbers(workshop, count)

@@ -14,6 +14,7 @@ from functools import lru_cache
 from sqlalchemy import select
 
 from academy.profiles import Profile
+from academy.workshop.lifecycle_models import WarmRun, ensure_tables
 from academy.workshop.models import Participant, Workshop, local, open_db, utcnow
 
 
@@ -28,7 +29,9 @@ class Binding:
 
 @lru_cache(maxsize=4)
 def _sessions(db_url: str):
-    return open_db(db_url)
+    sessions = open_db(db_url)
+    ensure_tables(sessions)
+    return sessions
 
 
 def bind(db_url: str, username: str, profiles: list[Profile], now: datetime | None = None) -> Binding:
@@ -37,7 +40,9 @@ def bind(db_url: str, username: str, profiles: list[Profile], now: datetime | No
         rows = list(db.scalars(
             select(Workshop).join(Participant).where(Participant.username == username, Workshop.torn_down_at.is_(None))
             .order_by(Workshop.start)))
-    running = [w for w in rows if w.start <= now < w.end]
+        # A begun warm start binds early: the participants' servers start in the reservation before the doors open.
+        warm = set(db.scalars(select(WarmRun.workshop).where(WarmRun.workshop.in_([w.slug for w in rows])))) if rows else set()
+    running = [w for w in rows if (w.start <= now or w.slug in warm) and now < w.end]
     if running:
         w = running[0]
         bound = [replace(p, reservation=w.reservation or p.reservation, groups=frozenset())

@@ -1,4 +1,4 @@
-"""``academy workshop create|list|show|participants|release``: the service's own actions, for scripts.
+"""``academy workshop create|list|show|participants|release`` (and ``warmstart|teardown|purge``, lifecycle_cli): the service's own actions, for scripts.
 
 The CLI uses the service's hub API token from the state directory, so it needs the hub
 running (``academy up``) and read access to the state directory; it acts as ``--as`` (default:
@@ -55,7 +55,10 @@ def cmd_create(args) -> int:
                           reservation=args.reservation, trainer_group=args.trainer_group,
                           participant_group=args.participant_group, count=args.participants,
                           usernames=split_names(",".join(args.user)), lessons=lessons, assignments=assignments)
-    workshop, creds = actions.create_workshop(ctx, _actor(args, ctx), req)
+    import asyncio
+
+    from academy.workshop.lifecycle import reservation_problems
+    workshop, creds = actions.create_workshop(ctx, _actor(args, ctx), req, asyncio.run(reservation_problems(ctx, req)))
     print(f"created workshop {workshop.slug} ({len(workshop.participants)} participants)", file=sys.stderr)
     _print_creds(creds, args.json, ctx.public_url)
     return 0
@@ -98,7 +101,12 @@ def cmd_participants(args) -> int:
         for name in args.remove:
             actions.remove_participant(ctx, actor, args.slug, name)
     if args.add or args.user or args.group:
-        creds = actions.add_participants(ctx, actor, args.slug, args.add, split_names(",".join(args.user)), args.group or "")
+        import asyncio
+
+        from academy.workshop.lifecycle import room_problems
+        names = split_names(",".join(args.user))
+        creds = actions.add_participants(ctx, actor, args.slug, args.add, names, args.group or "",
+                                         asyncio.run(room_problems(ctx, args.slug, args.add + len(names))))
         _print_creds(creds, args.json, ctx.public_url)
     elif not args.remove:
         for p in w.participants:
@@ -198,3 +206,5 @@ def register(subparsers) -> None:
         if step == "autograde":
             cw.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
         cw.set_defaults(func=_run(cmd_coursework))
+    from academy.workshop import lifecycle_cli  # warmstart, teardown, purge
+    lifecycle_cli.register(sub, _run)

@@ -18,6 +18,8 @@ from pathlib import Path
 def archive_home(home: Path, dest: Path) -> Path:
     """Pack ``home`` into ``dest`` (0600, owner root when run as root) without following any symlink."""
     dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in dest.parent.glob(f".{dest.name}.*"):
+        stale.unlink(missing_ok=True)  # left by a run killed mid-archive: it holds the participant's files
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     os.fchmod(fd, 0o600)
     try:

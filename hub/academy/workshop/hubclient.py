@@ -25,6 +25,7 @@ class HubUser:
 class HubClient:
     def __init__(self, api_url: str, token: str, timeout: float = 30):
         self.api_url = api_url.rstrip("/")
+        self.token = token  # the lifecycle engines (warm start, teardown) make their own aiohttp calls
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"token {token}"
         self.timeout = timeout

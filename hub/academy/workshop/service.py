@@ -113,17 +113,20 @@ class NewHandler(BaseHandler):
         from academy.profiles import load_profiles
 
         profiles = load_profiles(Path(self.ctx.cfg["profiles_file"]))
-        self.render_page("new.html", problems=list(problems), profiles=profiles,
+        self.render_page("new.html", problems=list(problems), profiles=profiles, backend=self.ctx.cfg["backend"],
                          max_participants=self.ctx.wcfg["max_participants"], form=form or {"profiles": [], "count": 0})
 
     def get(self):
         self._form()
 
-    def post(self):
+    async def post(self):
+        from academy.workshop.lifecycle import reservation_problems
+
         form = {k: [v.decode() for v in vs] for k, vs in self.request.body_arguments.items() if k != "_xsrf"}
         flat = {k: (v[0] if k != "profiles" else v) for k, v in form.items()}
         try:
-            workshop, creds = actions.create_workshop(self.ctx, self.hub_user.name, request_from_form(form))
+            req = request_from_form(form)
+            workshop, creds = actions.create_workshop(self.ctx, self.hub_user.name, req, await reservation_problems(self.ctx, req))
         except InvalidRequest as exc:
             self.set_status(400)
             return self._form(exc.problems, {"profiles": [], "count": 0, **flat})
@@ -149,13 +152,16 @@ class WorkshopHandler(BaseHandler):
 
 
 class ParticipantsHandler(BaseHandler):
-    def post(self, slug):
+    async def post(self, slug):
+        from academy.workshop.lifecycle import room_problems
+
         w = self.workshop_or_403(slug)
         try:
             count = int(self.get_body_argument("count", "0") or 0)
-            creds = actions.add_participants(self.ctx, self.hub_user.name, slug, count,
-                                             split_names(self.get_body_argument("usernames", "")),
-                                             self.get_body_argument("sso_group", "").strip())
+            names = split_names(self.get_body_argument("usernames", ""))
+            creds = actions.add_participants(self.ctx, self.hub_user.name, slug, count, names,
+                                             self.get_body_argument("sso_group", "").strip(),
+                                             await room_problems(self.ctx, slug, count + len(names)))
         except ValueError as exc:
             problems = exc.problems if isinstance(exc, InvalidRequest) else [Problem("count", "a whole number")]
             self.set_status(400)
@@ -250,10 +256,12 @@ def make_app(ctx: actions.Context, prefix: str, hub_prefix: str, cookie_secret: 
         ("api/workshops", ApiListHandler), (f"api/workshops/{slug}", ApiWorkshopHandler),
         ("oauth_callback", HubOAuthCallbackHandler),
     ]
-    from academy.workshop import coursework_pages  # course work: its own handlers, template and status global
-    routes += coursework_pages.routes(slug)
+    # Course work and the lifecycle (warm start, teardown, purge): their own handlers and page sections.
+    from academy.workshop import coursework_pages, lifecycle_pages
+    routes += coursework_pages.routes(slug) + lifecycle_pages.routes(slug)
     jinja = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
     coursework_pages.register(jinja, ctx)
+    lifecycle_pages.install(jinja, ctx)
     return web.Application(
         [(url_path_join(prefix, path), handler) for path, handler in routes],
         ctx=ctx, jinja=jinja, prefix=prefix, hub_prefix=hub_prefix, cookie_secret=cookie_secret, xsrf_cookies=True,
@@ -288,7 +296,9 @@ def main() -> None:
     app = make_app(ctx, prefix, hub_prefix, cookie_secret(cfg))
     app.listen(url.port, url.hostname)
     actions.audit(ctx, "academy", "service.start", detail=json.dumps({"prefix": prefix}))
-    ioloop.PeriodicCallback(lambda: release_due(ctx), 60_000).start()
+    ioloop.PeriodicCallback(lambda: release_due(ctx), ctx.wcfg["tick_seconds"] * 1000).start()
+    from academy.workshop.lifecycle_pages import start_scheduler
+    start_scheduler(ctx)
     ioloop.IOLoop.current().start()
 
 
