@@ -2,6 +2,8 @@
 
 ``t1/problems.ipynb`` has two solution cells and three test cells (two with hidden tests, 6 points).
 :func:`make_submission` fills the released notebook's solution cells with chosen code.
+``w1/essay.ipynb`` (written only by :func:`write_written_source`, so ``t1``'s users never see it) holds one
+written answer: a manually graded markdown cell that only a trainer can score.
 """
 from __future__ import annotations
 
@@ -75,3 +77,26 @@ def make_submission(release_nb: Path, answers: dict[str, str]) -> nbformat.Noteb
 def expected_score(answers: dict[str, str]) -> float:
     """Points a submission earns: a test passes when the solution it checks is the correct one."""
     return float(sum(points for sol, points in TESTS.values() if answers.get(sol) == SOLUTIONS[sol]))
+
+
+WRITTEN_ASSIGNMENT = "w1"
+WRITTEN_NOTEBOOK = "essay"
+WRITTEN_ID = "explain"
+WRITTEN_POINTS = 4.0
+
+
+def write_written_source(course_dir: Path) -> Path:
+    """Create ``course_dir/source/w1/essay.ipynb``: a question and a written answer cell (markdown, graded by hand)."""
+    cells = [
+        new_markdown_cell("Explain in one sentence why a GPU speeds up training.", metadata=_meta("question", locked=True)),
+        new_markdown_cell("A model answer: it runs the many independent multiply-adds of a layer in parallel.",
+                          metadata=_meta(WRITTEN_ID, solution=True, grade=True, points=WRITTEN_POINTS)),
+    ]
+    for i, cell in enumerate(cells):
+        cell["id"] = f"essay-{i}"
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}})
+    folder = course_dir / "source" / WRITTEN_ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{WRITTEN_NOTEBOOK}.ipynb")
+    return folder
