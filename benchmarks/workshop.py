@@ -10,8 +10,10 @@ through the real login form (``next`` = their lab), ``--parallel`` at a time, as
 opening wave does. Measured per participant: from the login POST until ``/user/<name>/lab``
 answers 200 and the server's ``/api/status`` answers 200. A cold participant gets the spawn
 form, posts the workshop profile and waits on the pending page, as in the browser.
-Part 2 (``--slurm N``, needs root and tests/slurm_cluster.py's cluster running): the same with
-N + N participants on the Slurm backend, each a real Unix user. ``--slurm 0`` skips it.
+Part 2 (``--slurm N``, needs root and Slurm installed): the same with N + N participants on
+the Slurm backend, each a real Unix user, on tests/slurm_cluster.py's one-node cluster (started
+here if it is not up, and stopped again afterwards). ``--slurm 0`` skips it.
+The results file is written after each part, so a part that fails keeps the other's figures.
 
 Writes benchmarks/results/workshop.json (``participants``, ``warm_login_to_lab_p50_s``,
 ``warm_login_to_lab_p95_s``, ``cold_login_to_lab_p50_s``, ``cold_login_to_lab_p95_s``,
@@ -213,10 +215,23 @@ def run_part(site: dict, n: int, profile: str, parallel: int, prefix: str) -> di
 
 
 def slurm_part(n: int, parallel: int) -> dict:
-    conf = Path(os.environ.get("ACADEMY_SLURM_DIR", "/tmp/academy-slurm")) / "etc" / "slurm.conf"
-    if os.geteuid() != 0 or not conf.exists():
-        return {"skipped": "needs root and the running test cluster (python tests/slurm_cluster.py start)"}
-    os.environ["SLURM_CONF"] = str(conf)
+    if os.geteuid() != 0:
+        return {"skipped": "needs root (jobs run as each participant's own Unix account)"}
+    sys.path.insert(0, str(REPO / "tests"))
+    import slurm_cluster
+
+    cluster = slurm_cluster.Cluster()
+    was_up = cluster.conf.exists() and slurm_cluster.controller_up(cluster)
+    slurm_cluster.start(cluster)
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        return _slurm_run(n, parallel)
+    finally:
+        if not was_up:
+            slurm_cluster.stop(cluster)
+
+
+def _slurm_run(n: int, parallel: int) -> dict:
     profiles = Path(tempfile.mkdtemp(prefix="academy-bench-prof-")) / "profiles.yaml"
     profiles.write_text(yaml.safe_dump(SLURM_PROFILES))
     profiles.parent.chmod(0o755)
@@ -241,11 +256,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="cpu", help="profile of the local part")
     args = ap.parse_args(argv)
     result = run_part({}, args.participants, args.profile, args.parallel, "b")
-    result["slurm"] = slurm_part(args.slurm, args.parallel) if args.slurm else {"skipped": "--slurm 0"}
+    result["slurm"] = {"skipped": "--slurm 0"} if not args.slurm else {"not run": "the local part's figures come first"}
+    write(result)
+    if args.slurm:
+        try:
+            result["slurm"] = slurm_part(args.slurm, args.parallel)
+        except BaseException as exc:  # Ctrl-C or a dead cluster: keep the local part and say what happened
+            result["slurm"] = {"error": f"{type(exc).__name__}: {exc}"}
+            write(result)
+            raise
+        write(result)
+    print(json.dumps(result, indent=2))
+    ok = [result, result["slurm"]] if "participants" in result["slurm"] else [result]
+    return 0 if all(r["warm_start_failures"] == 0 and not r["login_errors"] for r in ok) else 1
+
+
+def write(result: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return 0 if result["warm_start_failures"] == 0 and not result["login_errors"] else 1
 
 
 if __name__ == "__main__":

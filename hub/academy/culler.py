@@ -227,4 +227,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from academy.shutdown import exit_now
+
+    exit_now(main())

@@ -1,14 +1,21 @@
-"""What ``academy up`` prints while the hub stops: each service, server and the proxy as it goes.
+"""Stopping: what ``academy up`` prints while the hub stops, and how our own processes exit promptly.
 
 JupyterHub logs its shutdown mostly at debug level and into its log file, so after Ctrl-C the
 terminal used to sit silent for up to a minute.  Here the hub's direct children (the culler and
 other services, each learner's server on the local backend, the proxy) are noted when the stop
 begins and reported one by one as they exit, with the hub's own info lines about the cleanup.
+
+JupyterHub stops its services one after another and polls each with a growing back-off, so every
+tenth of a second a process spends tearing down its interpreter can cost the trainer a second of
+waiting; :func:`exit_now` is how our services and ``academy up`` leave once nothing is left to do.
 """
 from __future__ import annotations
 
+import logging
+import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,3 +85,18 @@ def follow(proc: subprocess.Popen, log_path: Path, log_offset: int, parts: list[
                     say(f"  {part.label} was still running when the hub exited (pid {part.pid})")
                 return rc
             time.sleep(poll)
+
+
+def exit_now(rc: int = 0) -> None:
+    """Flush logs and output, then leave without the interpreter's teardown of every imported module.
+
+    Only for a process with nothing left to save: the workshop database is SQLite, whose
+    transactions survive an exit at any point, and background work is redone on the next start.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)

@@ -23,7 +23,7 @@ from academy.accounts import bootstrap_admin
 from academy.loadtest import is_loopback
 from academy.configurer import state_path
 from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable, find_proxy, port_in_use
-from academy.shutdown import follow, parts_of
+from academy.shutdown import exit_now, follow, parts_of
 from academy.siteconfig import PROJECT_ROOT, config_file, load_config
 from academy.validation import ConfigError
 
@@ -189,7 +189,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"academy up: the hub exited with status {rc}; last log lines:\n  " + "\n  ".join(tail), file=sys.stderr)
         return 1
     print("AI Factory Academy stopped.", flush=True)
-    return 0
+    # The hub and everything it started are gone; tearing down JupyterHub's imports here would
+    # only keep the terminal waiting for most of another second.
+    exit_now(0)
+    return 0  # not reached
 
 
 def register(subparsers) -> None:

@@ -331,3 +331,26 @@ def test_form_preselects_the_profile_of_the_users_group(make_spawner, monkeypatc
     workshop = next(p for p in spawner.load_profiles() if p.slug == "workshop")
     assert checked == [("workshop", str(workshop.default_hours))]
     assert re.search(rf'<option value="{workshop.default_hours}" selected>', form)
+
+
+async def test_a_cancel_that_comes_with_a_poll_result_still_ends_the_wait():
+    """Does a progress stream end when the hub cancels it just as a Slurm query finishes?
+
+    JupyterHub cancels a spawn's progress generator the moment the server is ready; on Python
+    3.11 ``asyncio.wait_for`` swallowed a cancel that arrived together with the poller's update,
+    and the generator then waited for the next change of message for ever (the warm start of a
+    Slurm workshop hung on one participant's stream).  Every ordering of "update" and "cancel"
+    within a few loop steps is tried.
+    """
+    poller = SlurmPoller(background=False)
+    for steps in range(6):
+        waiter = asyncio.ensure_future(poller.wait_update(30))
+        await asyncio.sleep(0)  # the waiter is now waiting on the update event
+        poller._updated.set()  # a query finished ...
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        if waiter.done():
+            continue  # the update won cleanly; nothing to cancel
+        waiter.cancel()  # ... and the hub cancels the stream in the same moment
+        with pytest.raises(asyncio.CancelledError):
+            await waiter

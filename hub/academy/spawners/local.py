@@ -212,6 +212,21 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
         super().load_state(state)
         self.last_stop_message = state.get("last_stop_message", "")
 
+    async def wait_for_death(self, timeout=10):
+        """Poll our own child every ``death_interval`` until it exits (True) or ``timeout`` passes (False).
+
+        JupyterHub's back-off grows to seconds between polls; when Ctrl-C stops every server at
+        once, the hub then sat for seconds after the last one had already gone.  Polling is a
+        ``waitpid`` on our own child, so a steady tenth of a second costs nothing.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if await self.poll() is not None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(self.death_interval)
+
     async def stop(self, now=False):
         if self._end_timer is not None:
             self._end_timer.cancel()

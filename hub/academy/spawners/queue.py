@@ -191,8 +191,10 @@ class QueuedStartMixin(HasTraits):
         self._slot_granted = False
         waited = time.monotonic()
         try:
-            arrived = await asyncio.wait_for(queue.acquire(self.queue_key), self.queue_wait_limit)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for, which on 3.11 can swallow a cancel that comes with the grant.
+            async with asyncio.timeout(self.queue_wait_limit):
+                arrived = await queue.acquire(self.queue_key)
+        except TimeoutError:
             raise web.HTTPError(
                 503, f"Waited {self.queue_wait_limit:.0f} s in line for a start slot; please try again later"
             ) from None

@@ -177,11 +177,19 @@ class SlurmPoller:
             return
 
     async def wait_update(self, timeout: float) -> None:
-        """Sleep until the next query finishes, or ``timeout`` seconds."""
+        """Sleep until the next query finishes, or ``timeout`` seconds.
+
+        ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` swallows a cancellation
+        that arrives as the event fires, and the hub cancels a spawn's progress stream exactly
+        when the server becomes ready, which is also when a query tends to finish.  A swallowed
+        cancel left that stream open for good, and the browser (or the warm start) never heard
+        "ready".
+        """
         event = self._updated
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
             pass
 
     async def _query(self) -> None:
@@ -300,8 +308,9 @@ class SlurmPoller:
                 continue
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), due)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(due):  # not wait_for: see wait_update
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
 
 

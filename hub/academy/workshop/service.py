@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import signal
 from pathlib import Path
 
 from markupsafe import Markup
@@ -19,6 +20,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
+from academy.shutdown import exit_now
 from academy.siteconfig import load_config
 from academy.workshop import actions
 from academy.workshop.forms import InvalidRequest, Problem, WorkshopRequest, parse_time, split_names
@@ -299,6 +301,14 @@ def main() -> None:
     ioloop.PeriodicCallback(lambda: release_due(ctx), ctx.wcfg["tick_seconds"] * 1000).start()
     from academy.workshop.lifecycle_pages import start_scheduler
     start_scheduler(ctx)
+
+    def stop(signum, frame):  # noqa: ARG001
+        # The hub waits for this process before it stops any learner's server: leave at once.
+        print(f"academy service: stopping ({signal.Signals(signum).name})", flush=True)
+        exit_now(0)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     ioloop.IOLoop.current().start()
 
 
