@@ -97,6 +97,15 @@ def test_too_many_is_logged_as_a_warning_without_traceback():
     broken = record(RuntimeError("disk full"))
     TooManyIsNotAnError().filter(broken)
     assert broken.levelno == logging.ERROR and broken.exc_info is not None
+    # The spawn form's path (jupyterhub/handlers/pages.py) logs the refusal as a plain ERROR line.
+    refused = web.HTTPError(429, "Too many users trying to log in right now. Try again in 50 seconds.")
+    form = logging.LogRecord("JupyterHub", logging.ERROR, __file__, 1, f"Error starting server ada: {refused}", (), None)
+    TooManyIsNotAnError().filter(form)
+    assert form.levelno == logging.WARNING and "too many starts at once" in form.getMessage()
+    failed = logging.LogRecord("JupyterHub", logging.ERROR, __file__, 1,
+                               f"Error starting server ada: {web.HTTPError(500, 'spawner broke')}", (), None)
+    TooManyIsNotAnError().filter(failed)
+    assert failed.levelno == logging.ERROR
 
 
 def test_local_start_timeout_covers_the_wait_until_the_server_answers():

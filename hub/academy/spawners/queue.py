@@ -128,11 +128,14 @@ def auto_concurrency(backend: str, cores: int | None = None) -> int:
 
 
 class TooManyIsNotAnError(logging.Filter):
-    """JupyterHub logs a refused (429) spawn as ERROR with a traceback; it is a capacity answer."""
+    """JupyterHub logs a refused (429) spawn as ERROR, with a traceback from the API and as a bare
+    "Error starting server NAME: HTTP 429: ..." from the spawn form; it is a capacity answer."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if getattr(exc, "status_code", None) == 429:
+        from_form = exc is None and record.levelno >= logging.ERROR and str(record.msg).startswith(
+            "Error starting server") and "HTTP 429:" in record.getMessage()
+        if getattr(exc, "status_code", None) == 429 or from_form:
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.msg = f"{record.getMessage()}: too many starts at once, the user was asked to try later"
             record.args, record.exc_info, record.exc_text = (), None, None
