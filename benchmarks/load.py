@@ -270,6 +270,8 @@ async def one_run(n: int, args) -> dict:
         stop.set()
         await asyncio.gather(*background)
         log = hub.log_path.read_text(errors="replace")
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.with_name(f"load-hub-{n}.log").write_text(log)  # kept, to explain any failure afterwards
     finally:
         hub.stop()
         for name in names:  # the Unix accounts the local backend created for the simulated learners
