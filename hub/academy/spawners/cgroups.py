@@ -64,7 +64,7 @@ def this_machine() -> Machine:
 
 def capped(limits: Limits, memory_bytes: int, cpus: int | None = None) -> Limits:
     """``limits`` with memory at most ``memory_bytes`` and cores at most ``cpus`` (what the machine has)."""
-    return Limits(min(limits.memory_bytes, memory_bytes), limits.cpus if cpus is None else min(limits.cpus, cpus))
+    return Limits(min(limits.memory_bytes, memory_bytes), limits.cpus if cpus is None else float(min(limits.cpus, cpus)))
 
 
 def shortfall(memory: str, cpus: float, machine: Machine) -> str | None:

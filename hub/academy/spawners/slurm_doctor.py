@@ -154,6 +154,14 @@ def check_private_data(config_text: str | None, hub_user: str) -> DoctorCheck:
     return DoctorCheck(name, True, f"PrivateData={','.join(sorted(private))}: learners see only their own jobs")
 
 
+def _this_user() -> str:
+    """Doctor runs as the hub's user, whose one squeue must see every learner's job."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (containers): Slurm names it by number
+        return str(os.geteuid())
+
+
 def check_slurm(cfg: dict) -> list[DoctorCheck]:
     """All Slurm checks for ``academy doctor``, in the order a fix would go."""
     sinfo, partitions = check_sinfo()
@@ -163,6 +171,5 @@ def check_slurm(cfg: dict) -> list[DoctorCheck]:
     checks += [check_python_env(cfg), check_exec_prefix(cfg), check_batch_script(cfg), check_hub_address(cfg)]
     if sinfo.ok:
         config = _run(["scontrol", "show", "config"])
-        hub_user = pwd.getpwuid(os.geteuid()).pw_name  # doctor runs as the hub's user, whose squeue must see all
-        checks.append(check_private_data(config.stdout if config and config.returncode == 0 else None, hub_user))
+        checks.append(check_private_data(config.stdout if config and config.returncode == 0 else None, _this_user()))
     return checks
