@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _support import need
 from academy.doctor_checks import check_port, check_profile_cores
 from academy.port_holder import holder
 from academy.siteconfig import build_config
@@ -78,8 +79,26 @@ def test_doctor_is_quiet_about_cores_that_fit_or_that_slurm_allocates(tmp_path):
     """Is there no warning when every profile fits, nor on the Slurm backend (the nodes' cores count there)?"""
     fits = check_profile_cores(profiles_cfg(tmp_path, "local", cgroups.machine_cpus()))
     assert fits.ok and not fits.warning
-    slurm = check_profile_cores(profiles_cfg(tmp_path, "slurm", 4096))
+    slurm = check_profile_cores(profiles_cfg(tmp_path, "slurm", 256))
     assert slurm.ok and not slurm.warning
+
+
+def test_the_local_form_notes_under_each_profile_what_the_machine_cannot_give(tmp_path):
+    """Does the local spawner's form put the note under the profile that asks too much, and none under one that fits?"""
+    need(cgroups.machine_cpus() < 256, "fewer than 256 cores (the schema's most for a profile)")
+    import asyncio
+    import re
+    from types import SimpleNamespace
+
+    from academy.spawners.local import AcademyLocalSpawner
+
+    cfg = profiles_cfg(tmp_path, "local", 256)
+    user = SimpleNamespace(name="ann", groups=[], admin=False, url="/user/ann/", server=None)
+    spawner = AcademyLocalSpawner(user=user, profiles_file=cfg["profiles_file"], homes_dir=str(tmp_path / "homes"))
+    form = asyncio.run(spawner._render_form())
+    blocks = dict(re.findall(r'id="profile-([\w-]+)"(.*?)</label>', form, re.S))
+    assert f"256 cores asked, this machine has {cgroups.machine_cpus()}: capped" in blocks["wide"]
+    assert "academy-profile-note" not in blocks["small"]
 
 
 # -- who holds the hub's port ---------------------------------------------------------------------
