@@ -11,6 +11,7 @@ from academy.doctor_checks import (
     DoctorCheck,
     check_curriculum,
     check_port,
+    check_profile_cores,
     check_profile_memory,
     check_profiles,
     check_proxy,
@@ -43,7 +44,8 @@ def collect(config: str | None, port: int | None = None) -> list[DoctorCheck]:
     if port:  # as `academy up --port` does, so doctor checks the port the hub will use
         cfg["hub"]["port"] = port
     checks = [DoctorCheck("config", True, f"{config_file(config)} ({cfg['backend']} backend, {cfg['auth']['type']} auth)")]
-    checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_profile_memory(cfg), check_curriculum(cfg), check_user_reachable(cfg)]
+    checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_profile_memory(cfg), check_profile_cores(cfg),
+               check_curriculum(cfg), check_user_reachable(cfg)]
     checks += backend_checks(cfg)
     from academy.course.cleanup import doctor_check as grading_leftovers  # sandbox folders a killed grader left
     checks.append(grading_leftovers())

@@ -54,9 +54,20 @@ def port_in_use(ip: str, port: int) -> str | None:
 
 
 def check_port(cfg: dict) -> DoctorCheck:
+    """Free, or held by this site's own running hub (fine); held by anything else fails, naming it."""
+    from academy.port_holder import holder
+
     hub = cfg["hub"]
     problem = port_in_use(hub["ip"], hub["port"])
-    return DoctorCheck("port", problem is None, problem or f"{hub['ip']}:{hub['port']} is free")
+    if problem is None:
+        return DoctorCheck("port", True, f"{hub['ip']}:{hub['port']} is free")
+    owner = holder(hub["port"])
+    if owner is None:  # not a listener (e.g. an address this machine does not have): the bind error says it
+        return DoctorCheck("port", False, problem)
+    if owner.works_in(hub["state_dir"]):
+        return DoctorCheck("port", True, f"{hub['ip']}:{hub['port']} is this site's running hub ({owner.describe()})")
+    return DoctorCheck("port", False, f"port {hub['port']} on {hub['ip']} is already in use by {owner.describe()}, "
+                                      "not by this site's hub: stop it, or choose another port (--port)")
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -115,6 +126,26 @@ def check_profile_memory(cfg: dict) -> DoctorCheck:
         return DoctorCheck("profile memory", True, f"this machine has {cgroups.gib(machine)}; capped at that: "
                            f"{', '.join(over)}", warning=True)
     return DoctorCheck("profile memory", True, f"every profile fits in this machine's {cgroups.gib(machine)}")
+
+
+def check_profile_cores(cfg: dict) -> DoctorCheck:
+    """Local backend: profiles asking more cores than this machine has (their quota is capped at what it has)."""
+    from academy.profiles import load_profiles
+    from academy.spawners import cgroups
+    from academy.validation import ConfigError
+
+    if cfg["backend"] != "local":
+        return DoctorCheck("profile cores", True, "Slurm allocates cores on the nodes")
+    try:
+        profiles = load_profiles(Path(cfg["profiles_file"]))
+    except ConfigError:
+        return DoctorCheck("profile cores", True, "see profiles")
+    cores = cgroups.machine_cpus()
+    over = [f"{p.slug} ({p.cpus})" for p in profiles if p.cpus > cores]
+    if over:
+        return DoctorCheck("profile cores", True, f"this machine has {cores} cores; capped at that: {', '.join(over)}",
+                           warning=True)
+    return DoctorCheck("profile cores", True, f"every profile fits in this machine's {cores} cores")
 
 
 def check_curriculum(cfg: dict) -> DoctorCheck:

@@ -1,6 +1,7 @@
 """`academy doctor`: a readable table, exit 0 when healthy, non-zero naming what is wrong."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -10,15 +11,15 @@ import pytest
 import yaml
 
 from _support import need
-from hub_harness import REPO, free_port, proxy_available, shared_tmpdir
+from hub_harness import REPO, free_port, proxy_available, running_hub, shared_tmpdir
 
 pytestmark = pytest.mark.hub
 
 
-def doctor(config, *args):
+def doctor(config, *args, env=None):
     return subprocess.run(
         [sys.executable, "-m", "academy", "--config", str(config), "doctor", *args],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        capture_output=True, text=True, timeout=120, cwd=REPO, env=env,
     )
 
 
@@ -108,3 +109,18 @@ def test_port_option_checks_the_port_up_would_use(work):
     port_row = lambda proc: next(line for line in proc.stdout.splitlines() if " port " in f" {line} ")  # noqa: E731
     assert "already in use" not in moved.stdout and f":{free} is free" in port_row(moved)
     assert "already in use" in pointed.stdout and f"port {busy}" in pointed.stdout and pointed.returncode == 1
+
+
+def test_the_running_hubs_own_port_is_not_a_problem_but_another_sites_is(work):
+    """With this site's hub running, does doctor pass its port (ours), and fail another site's config on that port, naming the holder?"""
+    wide = {**os.environ, "COLUMNS": "300"}  # one table row per check, so a row can be read whole
+    port_row = lambda proc: next(line for line in proc.stdout.splitlines() if " port " in f" {line} ")  # noqa: E731
+    with running_hub("doctor-up") as hub:
+        ours = doctor(hub.config_path, env=wide)
+        theirs = doctor(write(work, hub.port), env=wide)
+        other_port = doctor(hub.config_path, "--port", str(free_port()), env=wide)
+    assert "ok" in port_row(ours) and f"127.0.0.1:{hub.port} is this site's running hub" in port_row(ours)
+    assert "port" not in ours.stdout.splitlines()[-1], ours.stdout
+    assert "FAIL" in port_row(theirs) and "already in use by pid" in port_row(theirs)
+    assert "not by this site's hub" in port_row(theirs) and theirs.returncode == 1
+    assert "is free" in port_row(other_port)

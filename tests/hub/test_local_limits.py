@@ -33,6 +33,12 @@ PROFILES = """profiles:
     cpus: 1
     memory: 64T
     hours: {default: 1, max: 2}
+  - slug: wide
+    display_name: Wide · 256 cores, 512 MB
+    description: More cores than any test machine has.
+    cpus: 256
+    memory: 512M
+    hours: {default: 1, max: 2}
 """
 
 
@@ -166,5 +172,40 @@ def test_memory_beyond_the_machine_is_capped_at_what_it_has(hub):
     try:
         hub.wait_ready(who.name, who.token)
         assert limits_of(f"acad-{who.name}")[0] == machine
+    finally:
+        hub.api("DELETE", f"/users/{who.name}/server", who.token)
+
+
+def profile_block(form: str, slug: str) -> str:
+    """The form's text for one profile: from its radio button to the end of its label."""
+    start = form.index(f'id="profile-{slug}"')
+    return form[start:form.index("</label>", start)]
+
+
+def test_the_form_says_under_each_profile_what_this_machine_cannot_give(hub):
+    """Does the form say under the 64T and 256-core profiles what they ask, what the machine has, and that it is capped?"""
+    need(cgroups.machine_cpus() < 256, "fewer than 256 cores (the schema's most for a profile)")
+    who = make_learner(hub, "form")
+    form = who.session.get(f"{hub.url}/hub/spawn", timeout=30).text
+    machine = cgroups.this_machine()
+    huge, wide = profile_block(form, "huge"), profile_block(form, "wide")
+    assert f"{cgroups.gib(64 * 1024**4)} asked, this machine has {cgroups.gib(machine.memory_bytes)}: capped" in huge
+    assert f"256 cores asked, this machine has {machine.cpus}: capped" in wide
+    assert "cores asked" not in huge and "GiB asked" not in wide
+    assert "academy-profile-note" not in profile_block(form, "small")
+
+
+def test_cores_beyond_the_machine_are_capped_at_what_it_has(hub):
+    """Does a 256-core profile get this machine's cores as its CPU quota and CPU_LIMIT, as the form says?"""
+    need(cgroups.machine_cpus() < 256, "fewer than 256 cores (the schema's most for a profile)")
+    who = make_learner(hub, "wide")
+    r = hub.api("POST", f"/users/{who.name}/server", who.token, json={"profile": "wide"})
+    assert r.status_code in (201, 202), r.text
+    try:
+        hub.wait_ready(who.name, who.token)
+        account = f"acad-{who.name}"
+        assert limits_of(account)[1] == cgroups.machine_cpus() * cgroups.CPU_PERIOD_US
+        environ = dict(e.split("=", 1) for e in Path(f"/proc/{server_pid(account)}/environ").read_text().split("\0") if "=" in e)
+        assert float(environ["CPU_LIMIT"]) == cgroups.machine_cpus()
     finally:
         hub.api("DELETE", f"/users/{who.name}/server", who.token)

@@ -45,14 +45,48 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def capped(limits: Limits, memory_bytes: int) -> Limits:
-    """``limits`` with memory at most ``memory_bytes`` (what the machine has)."""
-    return Limits(min(limits.memory_bytes, memory_bytes), limits.cpus)
+def machine_cpus() -> int:
+    """Cores the hub (and so every server it starts) may run on: a CPU quota beyond them holds nothing back."""
+    return len(os.sched_getaffinity(0))
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What this machine has, against which the local backend caps a profile's limits."""
+
+    memory_bytes: int
+    cpus: int
+
+
+def this_machine() -> Machine:
+    return Machine(machine_memory(), machine_cpus())
+
+
+def capped(limits: Limits, memory_bytes: int, cpus: int | None = None) -> Limits:
+    """``limits`` with memory at most ``memory_bytes`` and cores at most ``cpus`` (what the machine has)."""
+    return Limits(min(limits.memory_bytes, memory_bytes), limits.cpus if cpus is None else float(min(limits.cpus, cpus)))
+
+
+def shortfall(memory: str, cpus: float, machine: Machine) -> str | None:
+    """What a profile asks beyond ``machine``, in the words of the form and doctor; None when it fits.
+
+    "128 GiB asked, this machine has 23 GiB: capped": the learner reads what they will really get.
+    """
+    parts = []
+    if parse_memory(memory) > machine.memory_bytes:
+        parts.append(f"{gib(parse_memory(memory))} asked, this machine has {gib(machine.memory_bytes)}: capped")
+    if cpus > machine.cpus:
+        parts.append(f"{cpus:g} cores asked, this machine has {machine.cpus}: capped")
+    return "; ".join(parts) or None
 
 
 def gib(n_bytes: int) -> str:
-    """Bytes as the GiB a learner reads on the form ("23 GiB")."""
-    return f"{n_bytes / 1024**3:.0f} GiB"
+    """Bytes as the GiB a learner reads on the form ("23 GiB", "23.4 GiB").
+
+    Rounded down: a machine with 23.96 GiB must not be said to have the 24 GiB a profile asks.
+    """
+    tenths = n_bytes * 10 // 1024**3
+    return f"{tenths // 10} GiB" if tenths % 10 == 0 else f"{tenths / 10:.1f} GiB"
 
 
 def version(root: Path = ROOT) -> str | None:

@@ -107,11 +107,13 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
     def apply_spawn_request(self, request: SpawnRequest) -> None:
         super().apply_spawn_request(request)
         wanted = cgroups.Limits(cgroups.parse_memory(request.profile.memory), float(request.profile.cpus))
-        # A limit beyond the machine's memory is no limit: the kernel would OOM others first.
-        self._limits = cgroups.capped(wanted, cgroups.machine_memory())
+        machine = cgroups.this_machine()
+        # A limit beyond the machine's memory is no limit: the kernel would OOM others first. Cores
+        # beyond the machine's would hold nothing back and show the learner a CPU_LIMIT they never get.
+        self._limits = cgroups.capped(wanted, machine.memory_bytes, machine.cpus)
         if self._limits != wanted:
-            self.log.info("%s asks %s memory; %s gets what this machine has, %s",
-                          request.profile.slug, request.profile.memory, self.user.name, cgroups.gib(self._limits.memory_bytes))
+            self.log.info("%s for %s: %s", request.profile.slug, self.user.name,
+                          cgroups.shortfall(request.profile.memory, request.profile.cpus, machine))
         # Exported as MEM_LIMIT / CPU_LIMIT, which JupyterLab's resource display reads.
         self.mem_limit, self.cpu_limit = self._limits.memory_bytes, self._limits.cpus
 
@@ -125,6 +127,11 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
         if any(cgroups.parse_memory(p.memory) > machine for p in self.allowed_profiles()):
             enforced += f" This machine has {cgroups.gib(machine)} of memory: a profile asking for more gets {cgroups.gib(machine)}."
         return f"{self.form_note} {enforced}".strip()
+
+    def profile_notes(self, profiles) -> dict[str, str]:
+        """Under each profile the machine cannot honour: what it asks, what this machine has, capped."""
+        machine = cgroups.this_machine()
+        return {p.slug: note for p in profiles if (note := cgroups.shortfall(p.memory, p.cpus, machine))}
 
     async def _limit_resources(self) -> None:
         self._group = None

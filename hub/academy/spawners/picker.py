@@ -125,6 +125,7 @@ class ProfilePickerMixin(HasTraits):
             profiles=profiles,
             chosen=chosen.slug,
             availability=availability,
+            notes=self.profile_notes(profiles),
             note=" ".join(filter(None, [self.session_profiles().message, self.form_note_text()])),
             show_resources=self.show_resources,
             max_hours=max(p.max_hours for p in profiles),
@@ -134,6 +135,10 @@ class ProfilePickerMixin(HasTraits):
     def form_note_text(self) -> str:
         """The note above the profiles; backends may add what they enforce here."""
         return self.form_note
+
+    def profile_notes(self, profiles: list[Profile]) -> dict[str, str]:
+        """A line under a profile (slug -> text), e.g. that this machine cannot give all it asks."""
+        return {}
 
     @default("options_form")
     def _default_options_form(self):

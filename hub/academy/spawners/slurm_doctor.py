@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
 import shutil
 import stat
@@ -121,6 +122,46 @@ def check_hub_address(cfg: dict) -> DoctorCheck:
     return DoctorCheck("hub address", True, f"jobs reach the hub at {cfg['slurm']['hub_connect_url']}")
 
 
+def config_value(config_text: str, key: str) -> str | None:
+    """One value from ``scontrol show config`` ("PrivateData             = jobs,usage")."""
+    for line in config_text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip().lower() == key.lower():
+            return value.strip()
+    return None
+
+
+def check_private_data(config_text: str | None, hub_user: str) -> DoctorCheck:
+    """Learners must not see each other's jobs, and the hub (``hub_user``) must still see them all.
+
+    Without PrivateData=jobs, ``squeue``/``scontrol show job`` show every learner every job with its
+    working directory, output path and command.  With it, only root, SlurmUser (and Slurm operators)
+    see others' jobs, which the hub's one ``squeue`` for all servers needs.
+    """
+    name = "slurm privacy"
+    if config_text is None:
+        return DoctorCheck(name, True, "`scontrol show config` did not answer; PrivateData unknown", warning=True)
+    private = {v.strip().lower() for v in (config_value(config_text, "PrivateData") or "none").split(",")}
+    if "jobs" not in private:
+        return DoctorCheck(name, True, f"PrivateData={','.join(sorted(private))}: every learner sees every job's "
+                                       "working directory and output path; set PrivateData=jobs,usage,users in "
+                                       "slurm.conf (README, Production notes)", warning=True)
+    slurm_user = (config_value(config_text, "SlurmUser") or "").split("(")[0]
+    if hub_user not in ("root", slurm_user):
+        return DoctorCheck(name, True, f"PrivateData={','.join(sorted(private))} hides learners' jobs from "
+                                       f"{hub_user}; the hub must run as root or {slurm_user or 'SlurmUser'} "
+                                       "(or a Slurm operator) to follow them", warning=True)
+    return DoctorCheck(name, True, f"PrivateData={','.join(sorted(private))}: learners see only their own jobs")
+
+
+def _this_user() -> str:
+    """Doctor runs as the hub's user, whose one squeue must see every learner's job."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (containers): Slurm names it by number
+        return str(os.geteuid())
+
+
 def check_slurm(cfg: dict) -> list[DoctorCheck]:
     """All Slurm checks for ``academy doctor``, in the order a fix would go."""
     sinfo, partitions = check_sinfo()
@@ -128,4 +169,7 @@ def check_slurm(cfg: dict) -> list[DoctorCheck]:
     if sinfo.ok:
         checks.append(check_partitions(cfg, partitions))
     checks += [check_python_env(cfg), check_exec_prefix(cfg), check_batch_script(cfg), check_hub_address(cfg)]
+    if sinfo.ok:
+        config = _run(["scontrol", "show", "config"])
+        checks.append(check_private_data(config.stdout if config and config.returncode == 0 else None, _this_user()))
     return checks
