@@ -304,3 +304,26 @@ def test_every_lesson_hint_and_solution_renders_as_written():
         assert "```" not in html, f"{lesson}.{name}: a code fence was left raw"
         for dunder in re.findall(r"__\w+__", text):  # `__init__` outside backticks renders as bold "init"
             assert dunder in html, f"{lesson}.{name}: {dunder} lost its underscores; put it in backticks"
+
+
+
+CURRICULUM = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", CURRICULUM, ids=lambda p: p.stem[:2])
+def test_rerunning_a_notebooks_parameters_cell_keeps_device_usable(path, tmp_path):
+    """In a real kernel, after a notebook's own parameters, imports and device cells, does re-running its
+    parameters cell still leave a device torch accepts and a True/False size?"""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    first = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    resolve = next(i for i, c in enumerate(cells) if "= pick_device(" in c.source)
+    probe = nbformat.v4.new_code_cell("import torch\nprint(device, smoke is True or smoke is False, torch.ones(1, device=device).device.type)")
+    # parameters, imports, the cell that resolves the device (the imports cell itself from 07 on), parameters again
+    run = [cells[first], cells[first + 1], *([cells[resolve]] if resolve > first + 1 else []), cells[first], probe]
+    nb = nbformat.v4.new_notebook(cells=run, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    want = learn.pick_device("auto")
+    assert "".join(o.get("text", "") for o in nb.cells[-1].outputs).split() == [want, "True", want]
