@@ -307,6 +307,26 @@ def test_every_lesson_hint_and_solution_renders_as_written():
 
 
 
+
+def test_solution_called_in_a_kernel_shows_rendered_markdown(tmp_path):
+    """In a real kernel, does ex.solution() show the solution rendered (a code block, HTML escaped), with the plain text beside it?"""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [new_code_cell(
+        "import os\n"
+        f"os.environ['{learn.PROGRESS_ENV}'] = {str(tmp_path / 'p.jsonl')!r}\n"
+        "from academy.learn import exercise\n"
+        "ex = exercise('99_testing', 'x', hint='h', solution='```python\\nx = 1  # <b>\\n```')(lambda f: None)\n"
+        "_ = ex.solution()"
+    )]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    [shown] = [o for o in nb.cells[0].outputs if o.output_type == "display_data"]
+    assert '<pre><code class="language-python">x = 1  # &lt;b&gt;' in shown.data["text/html"]
+    assert shown.data["text/plain"] == "📖 Solution:\n```python\nx = 1  # <b>\n```"
+
+
 CURRICULUM = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 

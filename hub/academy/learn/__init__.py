@@ -156,15 +156,15 @@ class Exercise:
         return result
 
     def hint(self) -> str:
-        """Print (and log) the hint."""
+        """Show (and log) the hint."""
         record_event(self.notebook, self.name, "hint", None)
-        print(f"💡 Hint: {self.hint_text}")
+        _show(f"💡 Hint: {self.hint_text}", f"💡 **Hint:** {self.hint_text}")
         return self.hint_text
 
     def solution(self) -> str:
-        """Print (and log) the worked solution."""
+        """Show (and log) the worked solution."""
         record_event(self.notebook, self.name, "solution", None)
-        print(f"📖 Solution:\n{self.solution_text}")
+        _show(f"📖 Solution:\n{self.solution_text}", f"📖 **Solution:**\n\n{self.solution_text}")
         return self.solution_text
 
     def __call__(self, *args: Any, **kwargs: Any) -> CheckResult:
@@ -180,6 +180,21 @@ def exercise(notebook: str, name: str, *, hint: str, solution: str, title: str =
         return Exercise(notebook=notebook, name=name, checker=checker, hint_text=hint, solution_text=solution, title=title)
 
     return wrap
+
+
+def _show(plain: str, markdown: str) -> None:
+    """In a live kernel, ``markdown`` rendered (as the buttons do, raw HTML escaped); elsewhere ``plain`` printed."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None  # noqa: N806 (no IPython: print)
+    if get_ipython is None or get_ipython() is None:
+        print(plain)
+        return
+    from academy.learn.widgets import markdown_html
+
+    display({"text/html": markdown_html(markdown), "text/plain": plain}, raw=True)
 
 
 def feedback_buttons(ex: Exercise) -> Any:
