@@ -342,7 +342,8 @@ def test_rerunning_a_notebooks_parameters_cell_keeps_device_usable(path, tmp_pat
     resolve = next(i for i, c in enumerate(cells) if "= pick_device(" in c.source)
     probe = nbformat.v4.new_code_cell("import torch\nprint(device, smoke is True or smoke is False, torch.ones(1, device=device).device.type)")
     # parameters, imports, the cell that resolves the device (the imports cell itself from 07 on), parameters again
-    run = [cells[first], cells[first + 1], *([cells[resolve]] if resolve > first + 1 else []), cells[first], probe]
+    again = nbformat.v4.new_code_cell(cells[first].source)  # the same cell run again (a copy: cell ids stay unique)
+    run = [cells[first], cells[first + 1], *([cells[resolve]] if resolve > first + 1 else []), again, probe]
     nb = nbformat.v4.new_notebook(cells=run, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     want = learn.pick_device("auto")
