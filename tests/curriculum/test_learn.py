@@ -176,21 +176,30 @@ def test_buttons_reveal_hint_and_solution(progress):
 
 
 def test_solution_button_renders_markdown_code_fences(progress):
-    """Does the Solution button show the solution as Markdown (fences rendered as code), replacing the hint?"""
+    """Does the Solution button show the solution's code fence as a code block (no raw fence), replacing the hint?"""
     ex = exercise("99_testing", "fenced", hint="Use `2 * x`.", solution="```python\ndef double(x):\n    return 2 * x\n```")(
         lambda fn: None)
     box = feedback_buttons(ex)
     hint_btn, sol_btn = box.children[0].children
-    out = box.children[1]
+    shown = box.children[1]
     hint_btn.click()
+    assert "<code>2 * x</code>" in shown.value and "<strong>Hint:</strong>" in shown.value
     sol_btn.click()
-    [shown] = out.outputs
-    assert shown["output_type"] == "display_data"
-    assert shown["data"]["text/markdown"] == "📖 **Solution:**\n\n```python\ndef double(x):\n    return 2 * x\n```"
-    from nbconvert.filters.markdown import markdown2html_mistune
+    assert '<pre><code class="language-python">def double(x):\n    return 2 * x\n</code></pre>' in shown.value
+    assert "```" not in shown.value and "Hint" not in shown.value
+    assert [e["kind"] for e in events(progress)] == ["hint", "solution"]
 
-    html = markdown2html_mistune(shown["data"]["text/markdown"])
-    assert "<pre" in html and "```" not in html and "double" in html
+
+def test_solution_button_escapes_html_in_a_solution(progress):
+    """Can a solution text that holds HTML or a javascript: link put live markup into the page? (It must not.)"""
+    hostile = '<script>alert(1)</script> <img src=x onerror="alert(2)"> [x](javascript:alert(3))\n\n```py" onclick="alert(4)\n</code><b>\n```'
+    ex = exercise("99_testing", "hostile", hint="h", solution=hostile)(lambda fn: None)
+    box = feedback_buttons(ex)
+    box.children[0].children[1].click()
+    html = box.children[1].value
+    assert "<script" not in html and "<img" not in html and "<b>" not in html and 'href="javascript:' not in html
+    assert 'onclick="' not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;/code&gt;&lt;b&gt;" in html
 
 
 def test_report_outside_a_kernel_prints_plain_json_safe_metrics(capsys):
@@ -273,3 +282,69 @@ def test_buttons_and_metrics_in_a_real_kernel(tmp_path):
     [metrics] = [o.data[METRICS_MIME] for o in nb.cells[2].outputs if METRICS_MIME in o.get("data", {})]
     assert metrics == {"val_loss": 1.5, "steps": 10}
     assert [e["kind"] for e in events(progress_file)] == ["check", "hint"]
+
+
+def test_every_lesson_hint_and_solution_renders_as_written():
+    """Does every hint and solution in the curriculum render with its code fences as code and no Python name mangled?"""
+    import importlib
+    import pkgutil
+    import re
+
+    import academy.learn.lessons as lessons
+    from academy.learn.widgets import markdown_html
+
+    texts = []
+    for info in pkgutil.iter_modules(lessons.__path__):
+        module = importlib.import_module(f"academy.learn.lessons.{info.name}")
+        texts += [(info.name, ex.name, t) for ex in vars(module).values() if isinstance(ex, learn.Exercise)
+                  for t in (ex.hint_text, ex.solution_text)]
+    assert len(texts) > 40, "the lessons' exercises were not found"
+    for lesson, name, text in texts:
+        html = markdown_html(text)
+        assert "```" not in html, f"{lesson}.{name}: a code fence was left raw"
+        for dunder in re.findall(r"__\w+__", text):  # `__init__` outside backticks renders as bold "init"
+            assert dunder in html, f"{lesson}.{name}: {dunder} lost its underscores; put it in backticks"
+
+
+
+
+def test_solution_called_in_a_kernel_shows_rendered_markdown(tmp_path):
+    """In a real kernel, does ex.solution() show the solution rendered (a code block, HTML escaped), with the plain text beside it?"""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [new_code_cell(
+        "import os\n"
+        f"os.environ['{learn.PROGRESS_ENV}'] = {str(tmp_path / 'p.jsonl')!r}\n"
+        "from academy.learn import exercise\n"
+        "ex = exercise('99_testing', 'x', hint='h', solution='```python\\nx = 1  # <b>\\n```')(lambda f: None)\n"
+        "_ = ex.solution()"
+    )]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    [shown] = [o for o in nb.cells[0].outputs if o.output_type == "display_data"]
+    assert '<pre><code class="language-python">x = 1  # &lt;b&gt;' in shown.data["text/html"]
+    assert shown.data["text/plain"] == "📖 Solution:\n```python\nx = 1  # <b>\n```"
+
+
+CURRICULUM = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", CURRICULUM, ids=lambda p: p.stem[:2])
+def test_rerunning_a_notebooks_parameters_cell_keeps_device_usable(path, tmp_path):
+    """In a real kernel, after a notebook's own parameters, imports and device cells, does re-running its
+    parameters cell still leave a device torch accepts and a True/False size?"""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    first = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    resolve = next(i for i, c in enumerate(cells) if "= pick_device(" in c.source)
+    probe = nbformat.v4.new_code_cell("import torch\nprint(device, smoke is True or smoke is False, torch.ones(1, device=device).device.type)")
+    # parameters, imports, the cell that resolves the device (the imports cell itself from 07 on), parameters again
+    again = nbformat.v4.new_code_cell(cells[first].source)  # the same cell run again (a copy: cell ids stay unique)
+    run = [cells[first], cells[first + 1], *([cells[resolve]] if resolve > first + 1 else []), again, probe]
+    nb = nbformat.v4.new_notebook(cells=run, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    want = learn.pick_device("auto")
+    assert "".join(o.get("text", "") for o in nb.cells[-1].outputs).split() == [want, "True", want]

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,40 @@ def test_run_dirs_are_fresh_and_a_failed_run_reports_no_result(tmp_path):
     (first / "r.json").write_text('{"stale": true}')
     failed = n12.run_local([sys.executable, "-c", "raise SystemExit(3)"], first, Path("r.json"), 60)
     assert failed.returncode == 3 and failed.result is None and not (first / "r.json").exists()
+
+
+def test_run_shows_its_lines_as_they_come_without_the_torchrun_banner(tmp_path, capsys):
+    """With echo, does a run print each output line (stderr too) while it runs, leaving out torchrun's OMP banner?"""
+    code = ("import sys, time; print('*' * 20, flush=True); print('Setting OMP_NUM_THREADS environment variable', flush=True); "
+            "print('step 1  loss 0.5', flush=True); print('warning on stderr', file=sys.stderr, flush=True)")
+    run = n12.run_local([sys.executable, "-c", code], tmp_path, Path("r.json"), 60, echo=True)
+    shown = capsys.readouterr().out
+    assert run.returncode == 0 and "step 1  loss 0.5" in shown and "warning on stderr" in shown
+    assert "OMP_NUM_THREADS" not in shown and "****" not in shown and "OMP_NUM_THREADS" in run.log
+    quiet = n12.run_local([sys.executable, "-c", code], tmp_path, Path("r.json"), 60)
+    assert capsys.readouterr().out == "" and "step 1" in quiet.log
+
+
+def test_run_past_its_timeout_is_killed_with_the_processes_it_started(tmp_path):
+    """Is a run past its timeout killed together with its children (as torchrun's ranks), keeping what it printed?"""
+    code = ("import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+            "open('child.pid', 'w').write(str(child.pid)); print('started', flush=True); child.wait()")
+    run = n12.run_local([sys.executable, "-c", code], tmp_path, Path("r.json"), timeout=3)
+    assert run.returncode == -1 and run.result is None and "timed out after 3 s" in run.log and "started" in run.log
+    stat = Path(f"/proc/{(tmp_path / 'child.pid').read_text()}/stat")
+
+    def state() -> str:
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return "gone"
+
+    for _ in range(50):  # SIGKILL is delivered at once; a killed orphan may linger as a zombie ("Z") until reaped
+        if state() in ("gone", "Z"):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the run's child process outlived it (state {state()})")
 
 
 def test_background_run_logs_to_a_file_and_is_killed_at_its_timeout(tmp_path):

@@ -1,6 +1,8 @@
 """Are the committed curriculum notebooks clean (no outputs) and on the NOTEBOOKS.md skeleton? Fast: no kernels."""
 from __future__ import annotations
 
+import ast
+
 import nbformat
 import pytest
 
@@ -28,3 +30,36 @@ def test_no_stray_notebooks():
     strays = [p.name for p in discover.stray_notebooks(NOTEBOOKS)]
     assert strays == []
     assert not (NOTEBOOKS / ".ipynb_checkpoints").exists()
+
+
+def _calls_backward(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", None)) == "backward"
+               for n in ast.walk(node))
+
+
+def _training_loops(name: str) -> list[str]:
+    """The code cells of a notebook with a loop that runs backward passes: its training loops."""
+    found = []
+    for cell in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # IPython magics; no training loop sits in those
+            continue
+        if any(isinstance(n, (ast.For, ast.While)) and _calls_backward(n) for n in ast.walk(tree)):
+            found.append(cell.source)
+    return found
+
+
+@pytest.mark.parametrize("name", FOUND)
+def test_training_loops_show_progress(name):
+    """Does every training loop in this notebook show a progress bar, so a long run is never silent?"""
+    silent = [src.splitlines()[0] for src in _training_loops(name) if "tqdm(" not in src]
+    assert silent == [], f"{name}: training loop(s) without a tqdm progress bar, starting: {silent}"
+
+
+def test_the_progress_check_finds_the_training_loops():
+    """Does the training-loop finder see the loops it must (04, 05, 07, 08, 12), so the progress check cannot pass empty?"""
+    need(NOTEBOOKS.is_dir(), "notebooks/ directory")
+    assert {n[:2] for n in FOUND if _training_loops(n)} >= {"04", "05", "07", "08", "12"}

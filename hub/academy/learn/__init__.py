@@ -156,15 +156,15 @@ class Exercise:
         return result
 
     def hint(self) -> str:
-        """Print (and log) the hint."""
+        """Show (and log) the hint."""
         record_event(self.notebook, self.name, "hint", None)
-        print(f"💡 Hint: {self.hint_text}")
+        _show(f"💡 Hint: {self.hint_text}", f"💡 **Hint:** {self.hint_text}")
         return self.hint_text
 
     def solution(self) -> str:
-        """Print (and log) the worked solution."""
+        """Show (and log) the worked solution."""
         record_event(self.notebook, self.name, "solution", None)
-        print(f"📖 Solution:\n{self.solution_text}")
+        _show(f"📖 Solution:\n{self.solution_text}", f"📖 **Solution:**\n\n{self.solution_text}")
         return self.solution_text
 
     def __call__(self, *args: Any, **kwargs: Any) -> CheckResult:
@@ -182,27 +182,42 @@ def exercise(notebook: str, name: str, *, hint: str, solution: str, title: str =
     return wrap
 
 
+def _show(plain: str, markdown: str) -> None:
+    """In a live kernel, ``markdown`` rendered (as the buttons do, raw HTML escaped); elsewhere ``plain`` printed."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None  # noqa: N806 (no IPython: print)
+    if get_ipython is None or get_ipython() is None:
+        print(plain)
+        return
+    from academy.learn.widgets import markdown_html
+
+    display({"text/html": markdown_html(markdown), "text/plain": plain}, raw=True)
+
+
 def feedback_buttons(ex: Exercise) -> Any:
-    """The Hint / Solution buttons for ``ex`` with the Output they print into (an ipywidgets ``VBox``)."""
+    """The Hint / Solution buttons for ``ex`` with the ``HTML`` widget they reveal into (an ipywidgets ``VBox``)."""
     import ipywidgets as widgets
 
-    from academy.learn.widgets import show_markdown
+    from academy.learn.widgets import markdown_html
 
-    out = widgets.Output()
+    shown = widgets.HTML()
     hint_btn = widgets.Button(description="Hint", icon="lightbulb-o", tooltip=f"Show a hint for {ex.title or ex.name}")
     sol_btn = widgets.Button(
         description="Solution", icon="book", button_style="warning", tooltip="Show a worked solution"
     )
 
     def reveal(kind: str, text: str) -> None:
-        # Rendered as Markdown, so a solution's code fences show as code; each reveal replaces
-        # the previous one so the cell does not grow with each click.
+        # Rendered here rather than left to the front end, so a solution's code fences show as code in
+        # any front end, with its raw HTML escaped; each reveal replaces the previous one.
         record_event(ex.notebook, ex.name, kind, None)
-        show_markdown(out, text)
+        shown.value = markdown_html(text)
 
     hint_btn.on_click(lambda _btn: reveal("hint", f"💡 **Hint:** {ex.hint_text}"))
     sol_btn.on_click(lambda _btn: reveal("solution", f"📖 **Solution:**\n\n{ex.solution_text}"))
-    return widgets.VBox([widgets.HBox([hint_btn, sol_btn]), out])
+    return widgets.VBox([widgets.HBox([hint_btn, sol_btn]), shown])
 
 
 def _show_buttons(ex: Exercise) -> None:

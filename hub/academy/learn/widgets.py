@@ -1,4 +1,4 @@
-"""Drawing into ipywidgets Output areas in a way that cannot hang papermill.
+"""Drawing into ipywidgets in a way that cannot hang papermill: Output areas, and Markdown made safe HTML.
 
 Drawing inside ``with out:`` during execution makes nbclient mimic a capturing Output widget
 by sending comm messages on the shell channel while it waits for the execute reply there; in
@@ -28,9 +28,14 @@ def show_text(out: Any, text: str) -> None:
     out.outputs = ({"output_type": "stream", "name": "stdout", "text": text if text.endswith("\n") else text + "\n"},)
 
 
-def show_markdown(out: Any, text: str) -> None:
-    """Replace the Output's content with ``text`` rendered as Markdown (code fences become code blocks).
+def markdown_html(text: str) -> str:
+    """``text`` (CommonMark plus tables) as HTML for an ipywidgets ``HTML``; raw HTML in it is escaped.
 
-    The plain-text copy is what a viewer without a Markdown renderer (or a test) reads.
+    ipywidgets puts an ``HTML`` widget's value into the page as it is, so nothing a text holds may
+    pass through as markup: raw HTML is shown as text, and markdown-it refuses ``javascript:``-style
+    links. The class gives code blocks JupyterLab's own Markdown styling.
     """
-    out.outputs = ({"output_type": "display_data", "metadata": {}, "data": {"text/markdown": text, "text/plain": text}},)
+    from markdown_it import MarkdownIt
+
+    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return f'<div class="jp-RenderedHTMLCommon">{rendered}</div>'

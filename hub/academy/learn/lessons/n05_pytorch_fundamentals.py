@@ -48,8 +48,8 @@ def autograd_exercise(fn) -> str:
 
 @exercise(
     NOTEBOOK, "tiny_mlp", title="Your own nn.Module",
-    hint="Subclass nn.Module, call super().__init__() first, assign the layers as attributes in __init__ "
-         "(e.g. self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))), and return self.net(x) in forward.",
+    hint="Subclass `nn.Module`, call `super().__init__()` first, assign the layers as attributes in `__init__` "
+         "(e.g. `self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))`), and return `self.net(x)` in `forward`.",
     solution="```python\nclass TinyMLP(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
              "        self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))\n\n"
              "    def forward(self, x):\n        return self.net(x)\n```",

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,21 +239,48 @@ class LocalRun:
     result: dict | None
 
 
-def run_local(command: list[str], cwd: Path, result_path: Path, timeout: float = 600) -> LocalRun:
-    """Run a command (argument list) in ``cwd``; the result JSON counts only when this run succeeded and wrote it."""
+def run_local(command: list[str], cwd: Path, result_path: Path, timeout: float = 600, echo: bool = False) -> LocalRun:
+    """Run a command (argument list) in ``cwd``; the result JSON counts only when this run succeeded and wrote it.
+
+    With ``echo`` each output line is printed as it arrives (torchrun's thread banner left out), so a
+    training run shows its progress while the notebook waits instead of only at the end.
+    """
     result_path = Path(cwd) / result_path
     # A result left by an earlier run must never pass for this one's.
     result_path.unlink(missing_ok=True)
     start = time.perf_counter()
-    try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-        code, log = done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        code, log = -1, f"timed out after {timeout} s\n{out}{err}"
+    lines: list[str] = []
+    timed_out = threading.Event()
+    # Its own session, so a timeout kills every rank torchrun started, not just torchrun.
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", start_new_session=True) as process:
+        def kill() -> None:
+            timed_out.set()
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it finished just as time ran out
+                pass
+
+        watchdog = threading.Timer(timeout, kill)
+        watchdog.start()
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                if echo and not _torchrun_banner(line):
+                    print(line, end="", flush=True)
+            code = process.wait()
+        finally:
+            watchdog.cancel()
+    log = "".join(lines)
+    if timed_out.is_set():
+        code, log = -1, f"timed out after {timeout} s\n{log}"
     result = json.loads(result_path.read_text()) if code == 0 and result_path.exists() else None
     return LocalRun(code, time.perf_counter() - start, log, result)
+
+
+def _torchrun_banner(line: str) -> bool:
+    """torchrun's starred notice that it set OMP_NUM_THREADS=1: noise next to the training's own lines."""
+    return line.startswith("*") or "OMP_NUM_THREADS" in line
 
 
 @dataclass
