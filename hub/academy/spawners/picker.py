@@ -28,16 +28,18 @@ class SpawnRefused(web.HTTPError):
 
 
 class _QuietRefusals(logging.Filter):
-    """Drops the traceback JupyterHub logs with each refused spawn request (form, URL, API).
+    """Drops the traceback JupyterHub logs with each refused spawn request (form, URL, API), and its ERROR level.
 
     A refusal is the user's input, not a hub fault: its one-line message says it all, and
-    tracebacks in the log should mean bugs.
+    tracebacks and ERROR lines in the log should mean bugs.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, SpawnRefused):
             record.exc_info = record.exc_text = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         return True
 
 
@@ -143,7 +145,12 @@ class ProfilePickerMixin(HasTraits):
     def options_from_form(self, formdata):
         # Drop only the hub's own anti-forgery field: any other field reaches parse_user_options,
         # which refuses unknown ones, as the REST API does (spawn-by-URL comes through here too).
-        return {k: v for k, v in formdata.items() if k != "_xsrf"}
+        options = {k: v for k, v in formdata.items() if k != "_xsrf"}
+        # Vetted here too, before JupyterHub stores the options: a refused form or URL request
+        # never reaches the database (the REST API's reaches it only until the hook puts the
+        # last accepted options back).
+        self._parse_request(options)
+        return options
 
     def _parse_request(self, user_options) -> SpawnRequest:
         """Vet ``user_options``; a refusal restores the last accepted options in the database.
