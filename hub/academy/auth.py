@@ -177,12 +177,14 @@ class AcademyNativeAuthenticator(NativeAuthenticator):
         info = self.get_user(user.name)
         return not (info is not None and not info.is_authorized)
 
-    def _count_failure(self, username: str, known: bool) -> None:
+    def _count_failure(self, username: str, known: bool, handler=None) -> None:
         if self.lockout.failed(username):
+            # Anyone may lock any name: the address helps an admin find who keeps doing it.
+            ip = getattr(getattr(handler, "request", None), "remote_ip", None)
             self.log.warning(
-                "Login locked: %s after %d failed logins, for %d s%s",
+                "Login locked: %s after %d failed logins, for %d s%s%s",
                 username, self.lockout.failures(username), self.lockout.seconds,
-                "" if known else " (no such account)",
+                "" if known else " (no such account)", f", from {ip}" if ip else "",
             )
 
     async def authenticate(self, handler, data):
@@ -199,7 +201,7 @@ class AcademyNativeAuthenticator(NativeAuthenticator):
             # An unknown name counts and locks like an account; names no account can have
             # (the username pattern) are not kept, so guessed names cannot fill the memory.
             if self.validate_username(username):
-                self._count_failure(username, known=False)
+                self._count_failure(username, known=False, handler=handler)
             return None
         valid = await password_matches(user, password)
         validations = [user.is_authorized, valid]
@@ -212,7 +214,7 @@ class AcademyNativeAuthenticator(NativeAuthenticator):
                 return None
             self.successful_login(username)
             return username
-        self._count_failure(username, known=True)
+        self._count_failure(username, known=True, handler=handler)
         return None
 
     def get_handlers(self, app):

@@ -291,6 +291,6 @@ def test_a_locked_login_says_so_for_accounts_and_unknown_names_alike(hub, learne
     log = hub.log_path.read_text(errors="replace")[log_start:]
     ours = [line for line in log.splitlines() if "Login locked:" in line]
     assert len(ours) == 2 and all(line.startswith("[W") for line in ours), ours
-    assert f"Login locked: {learner.name} after 5 failed logins, for 60 s" in ours[0]
-    assert f"Login locked: {unknown} after 5 failed logins, for 60 s (no such account)" in ours[1]
+    assert f"Login locked: {learner.name} after 5 failed logins, for 60 s, from " in ours[0]
+    assert f"Login locked: {unknown} after 5 failed logins, for 60 s (no such account), from " in ours[1]
     assert "Traceback" not in log, log[-3000:]
