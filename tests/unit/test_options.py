@@ -121,6 +121,14 @@ def test_a_refused_request_is_logged_as_a_warning_without_traceback_and_a_bug_is
     refused = _record(SpawnRefused("unknown option(s): cmd"))
     assert quiet.filter(refused) and refused.levelname == "WARNING" and refused.exc_info is None
     assert "Traceback" not in logging.Formatter().format(refused)
+    # JupyterHub's REST path: an ERROR line naming the error, without exc_info, inside its except block.
+    try:
+        raise SpawnRefused("profile: unknown profile 'x'")
+    except SpawnRefused as exc:
+        rest = logging.LogRecord("JupyterHub", logging.ERROR, __file__, 1, "Error starting ann's server: %s", (exc,), None)
+        other = logging.LogRecord("JupyterHub", logging.ERROR, __file__, 1, "Failed to clean up ann's server", None, None)
+        assert quiet.filter(rest) and quiet.filter(other)
+    assert rest.levelname == "WARNING" and other.levelname == "ERROR", "only the line about the refusal is lowered"
     bug = _record(KeyError("profile"))
     assert quiet.filter(bug) and bug.levelname == "ERROR" and bug.exc_info is not None
     assert "Traceback" in logging.Formatter().format(bug)

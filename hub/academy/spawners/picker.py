@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import jinja2
 from sqlalchemy.orm import object_session
 from tornado import web
+from tornado.log import app_log
 from traitlets import Bool, HasTraits, Unicode, default
 
 from academy.profiles import Profile, load_profiles
@@ -35,7 +37,14 @@ class _QuietRefusals(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
+        if record.exc_info:
+            exc = record.exc_info[1]
+        else:
+            # JupyterHub's REST path logs "Error starting NAME's server: <the error>" without
+            # exc_info, inside its except block: logging is synchronous, so that is the one handled now.
+            exc = sys.exc_info()[1]
+            if not (isinstance(exc, SpawnRefused) and str(exc) in record.getMessage()):
+                return True
         if isinstance(exc, SpawnRefused):
             record.exc_info = record.exc_text = None
             if record.levelno > logging.WARNING:
@@ -81,8 +90,10 @@ class ProfilePickerMixin(HasTraits):
         # JupyterHub overwrites the stored options with each request before any hook runs:
         # keep the last accepted ones (the stored ones at start) to put back after a refusal.
         self._accepted_user_options = dict(self.user_options or {})
-        if not any(isinstance(f, _QuietRefusals) for f in self.log.filters):
-            self.log.addFilter(_QuietRefusals())
+        # JupyterHub's User logs through tornado's app_log (renamed "JupyterHub"), a logger of its own.
+        for logger in (self.log, app_log):
+            if not any(isinstance(f, _QuietRefusals) for f in logger.filters):
+                logger.addFilter(_QuietRefusals())
     _profiles_cache: tuple[float, list[Profile]] | None = None
 
     @default("apply_user_options")
