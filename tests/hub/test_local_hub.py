@@ -4,17 +4,20 @@ from __future__ import annotations
 import html
 import os
 import pwd
+import re
 import subprocess
 import time
 
 import pytest
 import requests
 
+from academy.profiles import load_profiles
 from hub_harness import REPO, make_learner, running_hub
 
 pytestmark = pytest.mark.hub
 
 CURRICULUM = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+PROFILES = load_profiles(REPO / "spawner_config" / "profiles.yaml")
 
 
 def wait_stopped(hub, name, token, timeout=60):
@@ -183,6 +186,17 @@ def test_refused_spawn_requests_store_nothing_on_any_path(hub, learner):
             f"{hub.url}/hub/spawn", data={"profile": "cpu", "hours": "３", **xsrf}, timeout=60), "whole number"),
         ("spawn-by-URL extra field", lambda: learner.session.get(
             f"{hub.url}/hub/spawn/{learner.name}?profile=cpu&hours=1&cmd=id", timeout=60), "unknown option(s): cmd"),
+        ("form crafted profile", lambda: learner.session.post(
+            f"{hub.url}/hub/spawn", data={"profile": "x; rm -rf /", "hours": "1", **xsrf}, timeout=60),
+         "unknown profile 'x; rm -rf /'"),
+        ("form Arabic-Indic hours", lambda: learner.session.post(
+            f"{hub.url}/hub/spawn", data={"profile": "cpu", "hours": "٣", **xsrf}, timeout=60), "whole number"),
+        ("spawn-by-URL crafted profile", lambda: learner.session.get(
+            f"{hub.url}/hub/spawn/{learner.name}", params={"profile": "x; rm -rf /"}, timeout=60),
+         "unknown profile 'x; rm -rf /'"),
+        ("spawn-by-URL opt- crafted profile", lambda: learner.session.get(
+            f"{hub.url}/hub/spawn/{learner.name}", params={"opt-profile": "x; rm -rf /"}, timeout=60),
+         "unknown profile 'x; rm -rf /'"),
     ]
     for what, send, message in attempts:
         r = send()
@@ -192,3 +206,92 @@ def test_refused_spawn_requests_store_nothing_on_any_path(hub, learner):
         assert stored_options(hub, learner.name) == good, what
     log = hub.log_path.read_text(errors="replace")[log_start:]
     assert "Refused spawn request" in log and "Traceback" not in log, log[-3000:]
+    errors = [line for line in log.splitlines() if line.startswith("[E")]
+    assert not errors, "a refusal is not a hub error:\n" + "\n".join(errors)
+
+
+def options_or_none(hub, name):
+    """The stored user_options of NAME's default server; None when the hub holds no such server."""
+    admin = hub.token_for(hub.login("admin", hub.admin_password), "admin", note="stored-options")
+    model = hub.api("GET", f"/users/{name}?include_stopped_servers=1", admin).json()
+    return model["servers"].get("", {}).get("user_options")
+
+
+def test_a_first_refused_request_stores_nothing(hub, learner):
+    """For a learner who never started a server, does a refused request (REST, form, URL) leave no options behind?"""
+    xsrf = {"_xsrf": learner.session.cookies.get("_xsrf")}
+    attempts = [
+        ("form", lambda: learner.session.post(
+            f"{hub.url}/hub/spawn", data={"profile": "x; rm -rf /", "hours": "1", **xsrf}, timeout=60)),
+        ("URL", lambda: learner.session.get(f"{hub.url}/hub/spawn/{learner.name}?profile=cpu&cmd=id", timeout=60)),
+        ("REST", lambda: hub.api("POST", f"/users/{learner.name}/server", learner.token,
+                                 json={"profile": "x; rm -rf /"})),
+    ]
+    for what, send in attempts:
+        assert send().status_code == 400, what
+        assert options_or_none(hub, learner.name) in (None, {}), what
+
+
+def checked_profile(page: str) -> list[str]:
+    """The slugs of the profile radio buttons a spawn form preselects."""
+    radios = re.findall(r"<input[^>]*name=\"profile\"[^>]*>", page)
+    return [re.search(r'value="([^"]+)"', r).group(1) for r in radios if re.search(r"\bchecked\b", r)]
+
+
+def test_the_form_preselects_the_profile_made_for_the_learners_group(hub, learner):
+    """Does a member of a group with its own profile find that profile checked (and its hours), and others CPU only?"""
+    assert checked_profile(learner.session.get(f"{hub.url}/hub/spawn", timeout=30).text) == ["cpu"]
+    admin = hub.token_for(hub.login("admin", hub.admin_password), "admin", note="groups")
+    if hub.api("GET", "/groups/sme", admin).status_code == 404:
+        assert hub.api("POST", "/groups/sme", admin).status_code == 201
+    assert hub.api("POST", "/groups/sme/users", admin, json={"users": [learner.name]}).status_code == 200
+    try:
+        page = learner.session.get(f"{hub.url}/hub/spawn", timeout=30).text
+        assert checked_profile(page) == ["h100-4"], page
+        default_hours = {p.slug: p.default_hours for p in PROFILES}["h100-4"]
+        assert re.search(rf'<option value="{default_hours}"\s+selected>', page), "the hours follow the preselected profile"
+    finally:
+        hub.api("DELETE", "/groups/sme/users", admin, json={"users": [learner.name]})
+
+
+def login_error(page: str) -> str:
+    m = re.search(r'<p class="login_error">\s*(.*?)\s*</p>', page, re.S)
+    return html.unescape(m.group(1)) if m else ""
+
+
+def try_login(hub, name, password):
+    s = requests.Session()
+    s.get(f"{hub.url}/hub/login", timeout=30)
+    return s.post(f"{hub.url}/hub/login", timeout=60,
+                  data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf", "")})
+
+
+def test_a_locked_login_says_so_for_accounts_and_unknown_names_alike(hub, learner):
+    """After five wrong passwords, does the login page say the account is locked and for how long, even to the
+    right password, with the same words for a name that has no account, and one WARNING line in the log?"""
+    log_start = len(hub.log_path.read_text(errors="replace"))
+    unknown = f"nosuch-{learner.name}"[:27]
+    seen = {}
+    for name in (learner.name, unknown):
+        errors = []
+        for _ in range(5):
+            r = try_login(hub, name, "not-the-password")
+            assert r.status_code == 403 and not r.url.endswith("/hub/home")
+            errors.append(login_error(r.text))
+        assert errors[:4] == ["Invalid username or password."] * 4, errors
+        seen[name] = errors
+    locked = try_login(hub, learner.name, learner.password)
+    assert locked.status_code == 403 and not locked.url.endswith("/hub/home"), "the right password waits for the lock too"
+    assert re.fullmatch(r"Too many failed logins: this account is locked\. Try again in \d+ seconds\.",
+                        login_error(locked.text)), login_error(locked.text)
+    # The fifth failure already says it; an unknown name hears exactly the same.
+    assert seen[learner.name][4] == seen[unknown][4] == "Too many failed logins: this account is locked. Try again in 60 seconds."
+    # Only the seconds left may differ (by the few the other name's attempts took).
+    words = [re.sub(r"\d+", "N", login_error(r.text)) for r in (locked, try_login(hub, unknown, "anything"))]
+    assert words[0] == words[1], words
+    log = hub.log_path.read_text(errors="replace")[log_start:]
+    ours = [line for line in log.splitlines() if "Login locked:" in line]
+    assert len(ours) == 2 and all(line.startswith("[W") for line in ours), ours
+    assert f"Login locked: {learner.name} after 5 failed logins, for 60 s, from " in ours[0]
+    assert f"Login locked: {unknown} after 5 failed logins, for 60 s (no such account), from " in ours[1]
+    assert "Traceback" not in log, log[-3000:]

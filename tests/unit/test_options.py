@@ -1,12 +1,16 @@
 """Profiles and spawn options: only a known profile and hours within bounds get through."""
 from __future__ import annotations
 
+import logging
+import sys
+
 import pytest
 import yaml
 
 from academy.profiles import load_profiles, parse_profiles
 from academy.siteconfig import PROJECT_ROOT
 from academy.spawners.options import OptionsError, parse_user_options, preferred_profile
+from academy.spawners.picker import SpawnRefused, _QuietRefusals
 from academy.validation import ConfigError
 
 PROFILES = load_profiles(PROJECT_ROOT / "spawner_config" / "profiles.yaml")
@@ -101,3 +105,30 @@ def test_group_members_get_their_groups_profile_by_default(groups, admin, slug):
     allowed = [p for p in PROFILES if p.allows(groups, admin)]
     assert preferred_profile(allowed, groups).slug == slug
     assert parse_user_options({}, PROFILES, groups, admin).profile.slug == slug
+
+
+def _record(exc: BaseException, level: int = logging.ERROR) -> logging.LogRecord:
+    try:
+        raise exc
+    except BaseException:
+        return logging.LogRecord("JupyterHub", level, __file__, 1, "Failed to spawn single-user server with form",
+                                 None, sys.exc_info())
+
+
+def test_a_refused_request_is_logged_as_a_warning_without_traceback_and_a_bug_is_not():
+    """Does JupyterHub's ERROR-with-traceback for a refused request become a one-line WARNING, while a real fault keeps both?"""
+    quiet = _QuietRefusals()
+    refused = _record(SpawnRefused("unknown option(s): cmd"))
+    assert quiet.filter(refused) and refused.levelname == "WARNING" and refused.exc_info is None
+    assert "Traceback" not in logging.Formatter().format(refused)
+    # JupyterHub's REST path: an ERROR line naming the error, without exc_info, inside its except block.
+    try:
+        raise SpawnRefused("profile: unknown profile 'x'")
+    except SpawnRefused as exc:
+        rest = logging.LogRecord("JupyterHub", logging.ERROR, __file__, 1, "Error starting ann's server: %s", (exc,), None)
+        other = logging.LogRecord("JupyterHub", logging.ERROR, __file__, 1, "Failed to clean up ann's server", None, None)
+        assert quiet.filter(rest) and quiet.filter(other)
+    assert rest.levelname == "WARNING" and other.levelname == "ERROR", "only the line about the refusal is lowered"
+    bug = _record(KeyError("profile"))
+    assert quiet.filter(bug) and bug.levelname == "ERROR" and bug.exc_info is not None
+    assert "Traceback" in logging.Formatter().format(bug)

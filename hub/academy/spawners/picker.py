@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import jinja2
 from sqlalchemy.orm import object_session
 from tornado import web
+from tornado.log import app_log
 from traitlets import Bool, HasTraits, Unicode, default
 
 from academy.profiles import Profile, load_profiles
@@ -28,16 +30,25 @@ class SpawnRefused(web.HTTPError):
 
 
 class _QuietRefusals(logging.Filter):
-    """Drops the traceback JupyterHub logs with each refused spawn request (form, URL, API).
+    """Drops the traceback JupyterHub logs with each refused spawn request (form, URL, API), and its ERROR level.
 
     A refusal is the user's input, not a hub fault: its one-line message says it all, and
-    tracebacks in the log should mean bugs.
+    tracebacks and ERROR lines in the log should mean bugs.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
+        if record.exc_info:
+            exc = record.exc_info[1]
+        else:
+            # JupyterHub's REST path logs "Error starting NAME's server: <the error>" without
+            # exc_info, inside its except block: logging is synchronous, so that is the one handled now.
+            exc = sys.exc_info()[1]
+            if not (isinstance(exc, SpawnRefused) and str(exc) in record.getMessage()):
+                return True
         if isinstance(exc, SpawnRefused):
             record.exc_info = record.exc_text = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         return True
 
 
@@ -79,8 +90,10 @@ class ProfilePickerMixin(HasTraits):
         # JupyterHub overwrites the stored options with each request before any hook runs:
         # keep the last accepted ones (the stored ones at start) to put back after a refusal.
         self._accepted_user_options = dict(self.user_options or {})
-        if not any(isinstance(f, _QuietRefusals) for f in self.log.filters):
-            self.log.addFilter(_QuietRefusals())
+        # JupyterHub's User logs through tornado's app_log (renamed "JupyterHub"), a logger of its own.
+        for logger in (self.log, app_log):
+            if not any(isinstance(f, _QuietRefusals) for f in logger.filters):
+                logger.addFilter(_QuietRefusals())
     _profiles_cache: tuple[float, list[Profile]] | None = None
 
     @default("apply_user_options")
@@ -148,7 +161,12 @@ class ProfilePickerMixin(HasTraits):
     def options_from_form(self, formdata):
         # Drop only the hub's own anti-forgery field: any other field reaches parse_user_options,
         # which refuses unknown ones, as the REST API does (spawn-by-URL comes through here too).
-        return {k: v for k, v in formdata.items() if k != "_xsrf"}
+        options = {k: v for k, v in formdata.items() if k != "_xsrf"}
+        # Vetted here too, before JupyterHub stores the options: a refused form or URL request
+        # never reaches the database (the REST API's reaches it only until the hook puts the
+        # last accepted options back).
+        self._parse_request(options)
+        return options
 
     def _parse_request(self, user_options) -> SpawnRequest:
         """Vet ``user_options``; a refusal restores the last accepted options in the database.
