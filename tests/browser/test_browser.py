@@ -75,8 +75,9 @@ def test_learner_logs_in_picks_profile_and_runs_a_cell(hub, browser):
     )
     assert r.status_code == 201, r.text
     page.goto(f"{hub.url}/user/{learner.name}/lab/tree/first-steps.ipynb")
-    # The welcome notebook (opened on first start) may hold a hidden tab: use the notebook in view.
-    cell = page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-CodeCell").first
+    # The welcome notebook (opened on first start) is open too, in a tab JupyterLab may hide without
+    # display:none (so ":visible" can still match it): find the cell by its own text.
+    cell = page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell", has_text="6 * 7").first
     try:
         cell.wait_for()
         # The status bar says "Idle" once the kernel is up; running earlier only queues the cell.

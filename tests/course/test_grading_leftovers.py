@@ -24,6 +24,16 @@ def _boxes(run: str) -> list[str]:
     return glob.glob(os.path.join(run, "job*", "academy-sbx-*"))
 
 
+def _group_pids(tag: str) -> list[int]:
+    pids = []
+    for group in limits.leftover_groups(tag):
+        try:
+            pids += [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        except OSError:  # removed between the listing and the read
+            pass
+    return pids
+
+
 def test_sigterm_of_the_grader_removes_sandboxes_and_cgroups(tiny):
     """If the trainer's autograde is terminated mid-batch, are its sandbox folders, cgroups and kernels gone?"""
     released = tiny_release_nb(tiny)
@@ -36,17 +46,18 @@ def test_sigterm_of_the_grader_removes_sandboxes_and_cgroups(tiny):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         run = None
-        for _ in range(600):  # until both kernels are up (their sandbox folders exist)
+        for _ in range(600):  # until both kernels are up: their sandbox folders exist and they joined their groups
             new = set(glob.glob("/tmp/" + cleanup.RUN_PREFIX + "*")) - before
             if new:
                 run = new.pop()
-                if len(_boxes(run)) == 2 and len(limits.leftover_groups(cleanup._tag(run))) >= 2:
+                # A group exists (on cgroup v1, one per controller) before its kernel joins it.
+                if len(_boxes(run)) == 2 and len(set(_group_pids(cleanup._tag(run)))) >= 2:
                     break
             time.sleep(0.2)
         assert run and len(_boxes(run)) == 2, proc.stdout.read1().decode() if proc.poll() is not None else "no boxes"
         tag = cleanup._tag(run)
-        pids = [int(p) for g in limits.leftover_groups(tag) for p in (g / "cgroup.procs").read_text().split()]
-        assert pids
+        pids = _group_pids(tag)
+        assert len(set(pids)) >= 2, f"the kernels never joined their groups: {limits.leftover_groups(tag)}"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     finally:
