@@ -57,6 +57,9 @@ PROFILES = """profiles:
     hours: {default: 1, max: 2}
 """
 STALL = re.compile(r"Event loop was unresponsive for at least ([0-9.]+)s")
+# The hub's log formatter indents a record's continuation lines: the stack's lines carry that indent.
+BLOCKED = re.compile(r"Event loop blocked for ([0-9.]+)s so far, in:\n((?: +File .*\n(?: +(?!File ).*\n)?)+)")
+FRAME = re.compile(r' +File "([^"]+)", line (\d+), in (\S+)')
 WAITED = re.compile(r"Start slot granted to \S+ \(number (\d+) in line on arrival, waited ([0-9.]+) s\)")
 PHASES = re.compile(r"Start phases of \S+: (.*)")
 
@@ -238,13 +241,26 @@ async def sample(state: Path, names: list[str], out: dict, stop: asyncio.Event) 
     out["learner_peak_rss_mb"] = peaks
 
 
+def stall_culprits(log: str, top: int = 6) -> list[dict]:
+    """Where the loop was when the watchdog saw it stall: the innermost frame, and the innermost of ours or the hub's."""
+    counts: dict[tuple[str, str], int] = {}
+    for _late, stack in BLOCKED.findall(log):
+        frames = [(f"{Path(path).name}:{line}", func) for path, line, func in FRAME.findall(stack)]
+        ours = [f"{Path(path).name}:{line} {func}" for path, line, func in FRAME.findall(stack)
+                if "/academy/" in path or "/jupyterhub/" in path]
+        key = (f"{frames[-1][0]} {frames[-1][1]}" if frames else "?", ours[-1] if ours else "-")
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+    return [{"innermost": inner, "in_academy_or_hub": ours, "stalls": n} for (inner, ours), n in ranked]
+
+
 async def one_run(n: int, args) -> dict:
     work = shared_tmpdir(f"load{n}")
     (work / "profiles.yaml").write_text(PROFILES)
     site = {
         "load_test": {"enabled": True},
         "profiles_file": str(work / "profiles.yaml"),
-        "spawn_queue": {"concurrency": args.concurrency, "stall_log_threshold": 0.1},
+        "spawn_queue": {"concurrency": args.concurrency, "stall_log_threshold": 0.1, "stall_stacks": True},
         "local": {"start_timeout": 300},
     }
     hub = HubProcess(work, site=site).start()
@@ -287,6 +303,7 @@ async def one_run(n: int, args) -> dict:
     waits = [float(w) for _, w in WAITED.findall(log)]
     stalls = [float(s) for s in STALL.findall(log)]
     peaks = list(samples.get("learner_peak_rss_mb", {}).values())
+    culprits = stall_culprits(log)
     return {
         "learners": n,
         "wall_s": round(wall, 1),
@@ -304,6 +321,7 @@ async def one_run(n: int, args) -> dict:
         "event_loop_max_stall_s": max(stalls, default=0.0),
         "event_loop_stalls_logged": len(stalls),
         "event_loop_log_threshold_s": 0.1,
+        "event_loop_stall_culprits": culprits,
         "hub_cpu_percent": {"mean": round(statistics.fmean(samples["hub_cpu"]), 1) if samples["hub_cpu"] else None,
                             "max": max(samples["hub_cpu"], default=None)},
         "hub_rss_mb_max": round(max(samples["hub_rss_mb"], default=0), 1),

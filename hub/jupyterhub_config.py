@@ -6,11 +6,16 @@ schema does not (yet) cover.
 """
 from pathlib import Path
 
+from academy import hubdb, stallwatch
 from academy.configurer import apply_config
 from academy.siteconfig import load_config, resolve_runtime
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
-apply_config(c, resolve_runtime(load_config()))
+cfg = resolve_runtime(load_config())
+apply_config(c, cfg)
+# In the hub process itself: SQLite commits that do not wait for the disk, and the optional stall watch.
+hubdb.install_from(cfg)
+stallwatch.install(cfg)
 
 for extra in sorted((Path(__file__).parent / "jupyterhub_config.d").glob("*.py")):
     load_subconfig(str(extra))  # noqa: F821

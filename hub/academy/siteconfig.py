@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
         "title": "AI Factory Academy",
         "concurrent_spawn_limit": 500,
         "active_server_limit": 0,
+        "db_fast_commits": True,
     },
     "backend": "local",
     "auth": {
@@ -58,7 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "envs": {"index_url": ""},
     "workshops": {"enabled": True, "trainer_groups": ["trainers"], "max_participants": 60, "port": 0, "db_url": "", "public_url": "",
                   "warm_start_minutes": 10, "retention_days": 30, "tick_seconds": 60},
-    "spawn_queue": {"concurrency": 0, "wait_limit": 3600, "stall_log_threshold": 0.25},
+    "spawn_queue": {"concurrency": 0, "wait_limit": 3600, "stall_log_threshold": 0.25,
+                    "stall_stacks": False},
     "load_test": {"enabled": False},
 }
 # The course workshops grade (coursework.course_layout); empty: `academy course`'s own defaults.

@@ -295,3 +295,11 @@ def test_a_locked_login_says_so_for_accounts_and_unknown_names_alike(hub, learne
     assert f"Login locked: {learner.name} after 5 failed logins, for 60 s, from " in ours[0]
     assert f"Login locked: {unknown} after 5 failed logins, for 60 s (no such account), from " in ours[1]
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_the_hubs_database_commits_without_waiting_for_the_disk(hub):
+    """Does the running hub's SQLite database use a WAL journal (hub.db_fast_commits, on by default)?"""
+    import sqlite3
+
+    with sqlite3.connect(hub.state_dir / "jupyterhub.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -123,6 +123,16 @@ def test_server_and_its_kernels_run_inside_the_profiles_limits(hub, learner):
     assert in_group(kernel_pid, account)
 
 
+def test_a_running_server_weighs_as_much_as_any_other(hub, learner):
+    """Once the server answers, is its start-time CPU boost over (the kernel's default weight again)?"""
+    cpu = cgroups.UserGroup(f"acad-{learner.name}").dirs[-1]
+    weight = (cpu / "cpu.weight") if cgroups.version() == "v2" else (cpu / "cpu.shares")
+    deadline = time.monotonic() + 60  # the reset follows the hub's own first answer from the server
+    while int(weight.read_text()) != (cgroups.V2_WEIGHT if cgroups.version() == "v2" else cgroups.V1_SHARES):
+        assert time.monotonic() < deadline, f"{weight} is still {weight.read_text().strip()}"
+        time.sleep(0.5)
+
+
 def test_a_memory_bomb_stops_at_the_profile_limit_and_nothing_else_suffers(hub, learner):
     """Does allocating 2 GB under a 512 MB profile end the kernel alone, with the server and hub fine?"""
     account = f"acad-{learner.name}"

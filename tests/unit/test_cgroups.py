@@ -57,3 +57,17 @@ def test_limits_are_capped_at_the_machines_memory():
     assert cgroups.capped(cgroups.Limits(2**50, 2.0), 2**34) == cgroups.Limits(2**34, 2.0)
     assert cgroups.capped(cgroups.Limits(2**30, 2.0), 2**34) == cgroups.Limits(2**30, 2.0)
     assert cgroups.gib(23 * 1024**3 + 5) == "23 GiB"
+
+
+@pytest.mark.parametrize("kind, file, default", [("v1", "cpu/academy/acad-ann/cpu.shares", "1024"),
+                                                 ("v2", "academy/acad-ann/cpu.weight", "100")])
+def test_a_starting_server_weighs_more_then_as_much_as_the_rest(tmp_path, kind, file, default):
+    """Is a starting server's claim on busy cores raised, then set back to the default, and never below 1x?"""
+    group = cgroups.UserGroup("acad-ann", root=tmp_path, kind=kind)
+    group.apply(cgroups.Limits(memory_bytes=512 * 1024**2, cpus=1))
+    group.weigh(8)
+    assert (tmp_path / file).read_text() == str(int(default) * 8)
+    group.weigh(1)
+    assert (tmp_path / file).read_text() == default
+    with pytest.raises(ValueError):
+        group.weigh(0)

@@ -120,3 +120,53 @@ def test_local_start_timeout_covers_the_wait_until_the_server_answers():
     assert c.AcademyLocalSpawner.start_concurrency == 3
     slurm = apply_config(Config(), build_config({"backend": "slurm", "hub": {"hub_port": 8081}}))
     assert "http_timeout" not in slurm.AcademyLocalSpawner and slurm.AcademySlurmSpawner.start_concurrency == 0
+
+
+class StartingServer:
+    """Just what ``wait_answering`` reads of a spawner: a process that is alive until ``dies_after`` polls."""
+
+    def __init__(self, dies_after: int | None):
+        self.server, self.http_timeout, self.queue_key = None, 3600, "ann:"
+        self.log = logging.getLogger("test-queue")
+        self.polls, self.dies_after = 0, dies_after
+
+    async def poll(self):
+        self.polls += 1
+        return 1 if self.dies_after is not None and self.polls > self.dies_after else None
+
+
+def test_a_server_that_dies_while_starting_frees_its_slot_at_once(caplog):
+    """Does a server that exits before it answers end the wait (and so free its slot), not hold it for http_timeout?"""
+    from academy.spawners.queue import wait_answering
+
+    caplog.set_level(logging.WARNING, logger="test-queue")
+    spawner = StartingServer(dies_after=2)
+    # Nothing listens on port 9 (discard): the server never answers; only its death can end the wait.
+    # The guard is 60 x the poll interval against an http_timeout of an hour.
+    run(asyncio.wait_for(wait_answering(spawner, "http://127.0.0.1:9", poll_interval=0.05), 60))
+    assert spawner.polls == 3
+    assert "exited while starting (status 1)" in caplog.text
+
+
+def test_a_server_that_answers_ends_the_wait(caplog):
+    """Does the wait end when the new server answers HTTP, while its process still runs?"""
+    from academy.spawners.queue import wait_answering
+
+    async def scenario():
+        async def answer(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        spawner = StartingServer(dies_after=None)
+        async with server:
+            await asyncio.wait_for(wait_answering(spawner, f"http://127.0.0.1:{port}", poll_interval=0.05), 60)
+        return spawner
+
+    caplog.set_level(logging.WARNING, logger="test-queue")
+    spawner = run(scenario())
+    assert spawner.polls >= 1  # it was watched while it started
+    assert "exited while starting" not in caplog.text and "did not answer" not in caplog.text

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
-from traitlets import Bool, Float, Unicode, validate
+from traitlets import Bool, Float, Integer, Unicode, validate
 
 from academy.accounts import LOCAL_UNIX_PREFIX
 from academy import localusers
@@ -46,6 +46,12 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
         config=True,
         help="As root, run each server in a cgroup with its profile's memory and cores (off: no limits).",
     )
+    start_cpu_weight = Integer(
+        8,
+        config=True,
+        help="While a server starts, its cgroup's claim on busy cores is this many times a running "
+             "server's (1: no boost), so a class starting at once is not starved by running kernels.",
+    ).tag(min=1)
     account_prefix = Unicode(
         LOCAL_UNIX_PREFIX,
         config=True,
@@ -59,6 +65,12 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
              "production keeps 3600.",
     )
     last_stop_message = Unicode("", help="Why the last server ended (walltime), for the hub's pages.")
+
+    @validate("start_cpu_weight")
+    def _check_weight(self, proposal):
+        if proposal["value"] < 1:
+            raise ValueError("start_cpu_weight must be at least 1 (1: no boost)")
+        return proposal["value"]
 
     @validate("walltime_hour_seconds")
     def _check_hour(self, proposal):
@@ -144,6 +156,7 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
             self.log.warning("Ended %d leftover process(es) of %s", len(leftovers), self.unix_account)
         try:
             group.apply(self._limits)
+            group.weigh(self.start_cpu_weight)
         except OSError as exc:  # a learner without limits beats a learner without a server
             self.log.error("No cgroup limits for %s: %s", self.unix_account, exc)
             return
@@ -169,8 +182,17 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
             raise
         self._schedule_end()
         # A local start spends its CPU until the server answers, so the slot is held until then.
-        self.hold_slot_until_answering(f"http://{ip}:{port}", phases)
+        self.hold_slot_until_answering(f"http://{ip}:{port}", phases, then=self._started)
         return ip, port
+
+    def _started(self) -> None:
+        """The server answers (or gave up): its group competes for the cores as an equal again."""
+        group = self._group
+        if group is not None and self.start_cpu_weight != 1:
+            try:
+                group.weigh(1)
+            except OSError as exc:  # the group is gone: the server stopped meanwhile
+                self.log.debug("CPU weight of %s not reset: %s", self.unix_account, exc)
 
     # -- walltime, enforced as Slurm would --------------------------------------------------------
     _walltime_start: float = 0.0

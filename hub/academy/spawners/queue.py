@@ -212,9 +212,9 @@ class QueuedStartMixin(HasTraits):
         if queue.holds(self.queue_key):
             queue.release(self.queue_key)
 
-    def hold_slot_until_answering(self, root_url: str, phases: StartPhases) -> None:
-        """Keep the slot, in the background, until the new server answers (start() returns at once,
-        so JupyterHub's start_timeout and http_timeout keep their meaning)."""
+    def hold_slot_until_answering(self, root_url: str, phases: StartPhases, then=None) -> None:
+        """Keep the slot, in the background, until the new server answers or dies (start() returns at
+        once, so JupyterHub's start_timeout and http_timeout keep their meaning); then call ``then``."""
 
         async def hold():
             try:
@@ -222,6 +222,8 @@ class QueuedStartMixin(HasTraits):
                 self.log.info("Start phases of %s: %s", self.queue_key, phases)
             finally:
                 self.release_start_slot()
+                if then is not None:
+                    then()
 
         self._holding = asyncio.ensure_future(hold())
 
@@ -257,13 +259,28 @@ class QueuedStartMixin(HasTraits):
             await asyncio.sleep(1)
 
 
-async def wait_answering(spawner, root_url: str) -> None:
-    """Until the new server answers HTTP (any status), or ``http_timeout`` passes; the hub checks again after."""
+async def wait_answering(spawner, root_url: str, poll_interval: float = 1.0) -> None:
+    """Until the new server answers HTTP (any status), exits, or ``http_timeout`` passes; the hub checks again after.
+
+    A server that dies while it starts would otherwise hold its slot, and keep the line waiting, for
+    the whole ``http_timeout``.
+    """
     from jupyterhub.utils import AnyTimeoutError, wait_for_http_server
 
+    async def exited():
+        while (status := await spawner.poll()) is None:
+            await asyncio.sleep(poll_interval)
+        spawner.log.warning("%s exited while starting (status %s): its start slot is free", spawner.queue_key, status)
+
     base = spawner.server.base_url if spawner.server else "/"
+    answering = asyncio.ensure_future(wait_for_http_server(root_url + base, timeout=spawner.http_timeout))
+    dead = asyncio.ensure_future(exited())
     try:
-        await wait_for_http_server(root_url + base, timeout=spawner.http_timeout)
-    except AnyTimeoutError:
-        spawner.log.warning("%s did not answer within %s s of starting", spawner.queue_key, spawner.http_timeout)
+        await asyncio.wait({answering, dead}, return_when=asyncio.FIRST_COMPLETED)
+        if answering.done() and isinstance(answering.exception(), AnyTimeoutError):
+            spawner.log.warning("%s did not answer within %s s of starting", spawner.queue_key, spawner.http_timeout)
+    finally:
+        for task in (answering, dead):
+            task.cancel()
+        await asyncio.gather(answering, dead, return_exceptions=True)
 
