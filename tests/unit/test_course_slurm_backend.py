@@ -7,8 +7,7 @@ on cue) are replayed exactly.  The real array on the real cluster is tests/slurm
 """
 from __future__ import annotations
 
-import asyncio
-import os
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from academy.course.jobs import JobSpec, job_paths
-from academy.course.slurm import SlurmBackend, run_array
+from academy.course.slurm import WORKER, SlurmBackend, run_array
 from academy.slurm import batch, commands
 from academy.slurm.commands import CommandResult
 from academy.slurm.templates import ScriptError
@@ -103,7 +102,8 @@ def test_the_array_script_comes_from_its_template_with_every_path_quoted(tmp_pat
                      r"#SBATCH --time=2\n#SBATCH --cpus-per-task=1\n#SBATCH --mem=4096M\n", script)
     assert f"#SBATCH --output='{run_dir}/slurm-%A_%a.out'\n#SBATCH --chdir='{run_dir}'\n" in script
     assert "#SBATCH --partition=grading\nset -euo pipefail\n" in script
-    assert script.endswith(f" -m academy.course.worker '{run_dir}'/task-\"${{SLURM_ARRAY_TASK_ID}}\".json\n")
+    assert script.endswith(f" -m {WORKER} '{run_dir}'/task-\"${{SLURM_ARRAY_TASK_ID}}\".json\n")
+    assert importlib.util.find_spec(WORKER) is not None  # the module each task runs exists
 
 
 def test_a_hostile_job_name_or_a_broken_template_is_refused_by_name(tmp_path):
