@@ -15,8 +15,8 @@ from traitlets.config import Config
 from academy.validation import ConfigError
 
 SPAWNER_CLASSES = {
-    "local": "academy.spawners.local.AcademyLocalSpawner",
-    "slurm": "academy.spawners.slurm.AcademySlurmSpawner",
+    "local": "academy.spawners.local.spawner.AcademyLocalSpawner",
+    "slurm": "academy.spawners.slurm.spawner.AcademySlurmSpawner",
 }
 # Hub usernames double as Unix account suffixes and Slurm job names, so keep them plain.
 USERNAME_PATTERN = r"^[a-z][a-z0-9_-]{0,26}$"
@@ -152,7 +152,7 @@ def update_slurm(c: Config, cfg: dict) -> None:
     c.JupyterHub.cleanup_servers = False
     s.cancel_journal = state_path(cfg, "slurm-pending-cancels.json")
     # Why the learner's last job ended behind the hub's back, for hub/templates to show.
-    from academy.spawners.slurm_messages import last_stop_message
+    from academy.spawners.slurm.messages import last_stop_message
 
     c.JupyterHub.template_vars.update({"academy_last_stop": last_stop_message})
 
@@ -343,7 +343,7 @@ def update_lab(c: Config, cfg: dict) -> None:
     c.Spawner.environment = env
     if cfg["backend"] == "local":
         c.AcademyLocalSpawner.walltime_hour_seconds = float(cfg["local"]["walltime_hour_seconds"])
-    from academy.spawners.slurm_messages import last_stop_message
+    from academy.spawners.slurm.messages import last_stop_message
 
     # Both backends store why a server ended (walltime, cancelled job) for hub/templates to show.
     c.JupyterHub.template_vars.update({"academy_last_stop": last_stop_message})

@@ -22,7 +22,7 @@ from academy.siteconfig import config_file, load_config
 from academy.validation import ConfigError
 
 
-SLURM_CHECKS = "academy.spawners.slurm_doctor"
+SLURM_CHECKS = "academy.spawners.slurm.doctor"
 
 
 def backend_checks(cfg: dict) -> list[DoctorCheck]:

@@ -111,7 +111,7 @@ def check_profiles(cfg: dict) -> DoctorCheck:
 def check_profile_memory(cfg: dict) -> DoctorCheck:
     """Local backend: profiles asking more memory than this machine has (their servers get what it has)."""
     from academy.profiles import load_profiles
-    from academy.spawners import cgroups
+    from academy.spawners.local import cgroups
     from academy.validation import ConfigError
 
     if cfg["backend"] != "local":
@@ -131,7 +131,7 @@ def check_profile_memory(cfg: dict) -> DoctorCheck:
 def check_profile_cores(cfg: dict) -> DoctorCheck:
     """Local backend: profiles asking more cores than this machine has (their quota is capped at what it has)."""
     from academy.profiles import load_profiles
-    from academy.spawners import cgroups
+    from academy.spawners.local import cgroups
     from academy.validation import ConfigError
 
     if cfg["backend"] != "local":

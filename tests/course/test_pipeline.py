@@ -160,7 +160,7 @@ def test_slurm_array_script_and_arguments(tmp_path):
     assert "#SBATCH --time=6" in script
     assert "#SBATCH --partition=grading" in script and "#SBATCH --account=course-101" in script
     assert f"-m academy.course.worker '{run_dir}'/task-\"${{SLURM_ARRAY_TASK_ID}}\".json" in script
-    assert backend.sbatch_argv("/x/autograde.sbatch") == ["sbatch", "--parsable", "--wait", "/x/autograde.sbatch"]
+    assert backend.sbatch_argv("/x/autograde.sbatch") == ["sbatch", "--parsable", "/x/autograde.sbatch"]
     with pytest.raises(Exception, match="unsafe option"):
         SlurmBackend(extra_options=["--partition=x; rm -rf /"])
     spec = JobSpec(student="ann", assignment="t1", submitted_dir="/s", job_dir=str(tmp_path), snapshot_db="/d",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from _support import exited, need
-from academy.spawners import cgroups
+from academy.spawners.local import cgroups
 from hub_harness import make_learner, running_hub
 from lab_support import kernel_messages
 

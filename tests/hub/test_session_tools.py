@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from _support import need
-from academy.spawners import cgroups
+from academy.spawners.local import cgroups
 from hub_harness import REPO, make_learner, running_hub
 from lab_support import kernel_messages, kernel_output
 

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from academy.siteconfig import build_config
-from academy.spawners.slurm_doctor import check_slurm
+from academy.spawners.slurm.doctor import check_slurm
 
 pytestmark = pytest.mark.slurm
 

@@ -1,4 +1,4 @@
-"""academy.spawners.cgroups without touching the machine's cgroups: units, names and the files each version gets.
+"""academy.spawners.local.cgroups without touching the machine's cgroups: units, names and the files each version gets.
 
 The real v1 hierarchy is exercised by tests/hub/test_local_limits.py; cgroup v2 is not mounted on this
 machine, so its file layout is checked here against a scratch directory standing in for /sys/fs/cgroup.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from academy.spawners import cgroups
+from academy.spawners.local import cgroups
 
 
 @pytest.mark.parametrize("text, expected", [("512M", 512 * 1024**2), ("16G", 16 * 1024**3), ("1T", 1024**4)])

@@ -29,7 +29,7 @@ def test_slurm_backend_keeps_jobs_across_hub_restarts():
     c = apply({"backend": "slurm", "hub": {"state_dir": "/srv/st"}})
     assert c.JupyterHub.cleanup_servers is False
     assert c.AcademySlurmSpawner.cancel_journal == "/srv/st/slurm-pending-cancels.json"
-    assert c.JupyterHub.spawner_class == "academy.spawners.slurm.AcademySlurmSpawner"
+    assert c.JupyterHub.spawner_class == "academy.spawners.slurm.spawner.AcademySlurmSpawner"
     assert c.AcademySlurmSpawner.profiles_file == str(PROJECT_ROOT / "spawner_config" / "profiles.yaml")
     assert "AcademyLocalSpawner" not in c
 
@@ -37,7 +37,7 @@ def test_slurm_backend_keeps_jobs_across_hub_restarts():
 def test_local_backend_gets_homes_under_state_and_a_form_note():
     """Does the local backend get homes under the state dir and tell users GPU fields are ignored?"""
     c = apply({"hub": {"state_dir": "/srv/st"}})
-    assert c.JupyterHub.spawner_class == "academy.spawners.local.AcademyLocalSpawner"
+    assert c.JupyterHub.spawner_class == "academy.spawners.local.spawner.AcademyLocalSpawner"
     assert c.AcademyLocalSpawner.homes_dir == "/srv/st/homes"
     assert "ignored" in c.AcademyLocalSpawner.form_note
     assert c.AcademyLocalSpawner.cmd[0].endswith("jupyterhub-singleuser")

@@ -19,8 +19,8 @@ from _support import need
 from academy.doctor_checks import check_port, check_profile_cores
 from academy.port_holder import holder
 from academy.siteconfig import build_config
-from academy.spawners import cgroups
-from academy.spawners.slurm_doctor import check_private_data, config_value
+from academy.spawners.local import cgroups
+from academy.spawners.slurm.doctor import check_private_data, config_value
 
 GiB = 1024**3
 SMALL = cgroups.Machine(memory_bytes=23 * GiB, cpus=2)
@@ -90,7 +90,7 @@ def test_the_local_form_notes_under_each_profile_what_the_machine_cannot_give(tm
     import re
     from types import SimpleNamespace
 
-    from academy.spawners.local import AcademyLocalSpawner
+    from academy.spawners.local.spawner import AcademyLocalSpawner
 
     cfg = profiles_cfg(tmp_path, "local", 256)
     user = SimpleNamespace(name="ann", groups=[], admin=False, url="/user/ann/", server=None)

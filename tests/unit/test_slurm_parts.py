@@ -11,12 +11,12 @@ from traitlets.config import Config
 from academy.configurer import update_slurm
 from academy.profiles import load_profiles
 from academy.siteconfig import build_config
-from academy.spawners import slurm_api
+from academy.spawners.slurm import port_api as slurm_api
 from academy.spawners.options import OptionsError, parse_user_options
-from academy.spawners.slurm_availability import describe, parse_sinfo
-from academy.spawners.slurm_commands import user_command, unix_name
-from academy.spawners.slurm_script import ScriptError, build_context, render
-from academy.spawners.slurm_states import Phase, classify, parse_sacct_state, parse_squeue
+from academy.spawners.slurm.availability import describe, parse_sinfo
+from academy.slurm.commands import user_command, unix_name
+from academy.spawners.slurm.script import ScriptError, build_context, render
+from academy.slurm.states import Phase, classify, parse_sacct_state, parse_squeue
 from academy.validation import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -215,7 +215,7 @@ def test_exec_prefix_without_the_user_is_refused():
 # -- academy doctor -----------------------------------------------------------------------------------
 def test_doctor_flags_a_hub_port_that_moves_and_a_broken_template(tmp_path):
     """Does doctor fail a hub that would change its API port on restart, and a template that cannot render?"""
-    from academy.spawners.slurm_doctor import check_batch_script, check_hub_address
+    from academy.spawners.slurm.doctor import check_batch_script, check_hub_address
 
     cfg = build_config({"backend": "slurm"})
     moving = check_hub_address(cfg)
@@ -233,7 +233,7 @@ def test_last_stop_message_template_variable():
     """Does the hub's template variable give the learner's stored reason, and nothing for visitors or services?"""
     from types import SimpleNamespace
 
-    from academy.spawners.slurm_messages import last_stop_message
+    from academy.spawners.slurm.messages import last_stop_message
 
     learner = SimpleNamespace(spawner=SimpleNamespace(last_stop_message="Your previous server was cancelled."))
     assert last_stop_message(learner) == "Your previous server was cancelled."

@@ -1,6 +1,6 @@
 """The Slurm spawner's life cycle without Slurm, in batchspawner's style: replayed (command regex, output) scripts.
 
-Every Slurm command goes through ``academy.spawners.slurm_commands.run_command``; here it is
+Every Slurm command goes through ``academy.slurm.commands.run_command``; here it is
 replaced by a script of expected commands and canned answers, so controller outages and odd
 answers (faults a healthy test cluster cannot produce on cue) are replayed exactly.
 """
@@ -18,11 +18,11 @@ import pytest
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
-from academy.spawners import slurm_commands
-from academy.spawners.slurm import AcademySlurmSpawner, JobFailed
-from academy.spawners.slurm_commands import CommandResult
-from academy.spawners.slurm_query import SlurmPoller
-from academy.spawners.slurm_states import Phase
+from academy.slurm import commands as slurm_commands
+from academy.spawners.slurm.spawner import AcademySlurmSpawner, JobFailed
+from academy.slurm.commands import CommandResult
+from academy.spawners.slurm.poller import SlurmPoller
+from academy.slurm.states import Phase
 
 REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)"

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from academy.spawners.slurm_commands import CommandResult
+from academy.slurm.commands import CommandResult
 from academy.workshop.reservation import check_reservation, memory_mb, overlaps
 
 UTC = timezone.utc

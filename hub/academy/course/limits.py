@@ -3,7 +3,7 @@
 Rlimits belong to a process (``RLIMIT_AS``) or to a whole account (``RLIMIT_NPROC``): forked children
 together could hold several times the memory limit, and one submission's fork bomb used up the grader
 account's process limit, so a submission graded at the same time could not start its kernel.  Each
-kernel therefore runs in its own cgroup (``academy/grade-<id>``, reusing :mod:`academy.spawners.cgroups`
+kernel therefore runs in its own cgroup (``academy/grade-<id>``, reusing :mod:`academy.spawners.local.cgroups`
 for memory and CPU on cgroup v1 and v2, plus the ``pids`` controller here).  Memory-backed files
 (``/tmp``, ``/dev/shm`` inside the sandbox are tmpfs) are charged to the memory cgroup of the process
 that wrote them, so they count against the same limit.  When the kernel ends, :meth:`SubmissionGroup.end`
@@ -21,7 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from academy.spawners import cgroups
+from academy.spawners.local import cgroups
 
 MiB = 1024**2
 #: The one size limit of a submission: ``submit`` refuses more, collect and the grader say the same.

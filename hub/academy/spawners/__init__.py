@@ -1,1 +1,1 @@
-"""Spawners: a shared profile picker, the local-process backend and the Slurm backend."""
+"""Spawners: what both backends share (profile picker, options, start queue, More time) above ``local/`` and ``slurm/``."""

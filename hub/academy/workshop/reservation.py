@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
-from academy.spawners import slurm_commands as commands
+from academy.slurm import commands
 
 Runner = Callable[[str], Awaitable[commands.CommandResult]]
 # Slurm reservation names: letters, digits and a few separators; nothing else reaches argv.

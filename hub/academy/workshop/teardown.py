@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from academy.spawners.slurm_commands import unix_name
+from academy.slurm.commands import unix_name
 from academy.workshop.homearchive import archive_home, archive_path
 
 WORKSHOP_WIDE = "*"

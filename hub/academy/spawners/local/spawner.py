@@ -5,7 +5,7 @@ user gets an automatically created, password-less Unix account (``acad-<name>``)
 owns its home under the state directory, so learner code never runs as root and
 learners cannot read each other's files or server tokens. When the hub runs as an
 ordinary user (a trainer's laptop), servers run as that user.  As root, each server also runs
-in a cgroup with its profile's memory and cores (:mod:`academy.spawners.cgroups`).
+in a cgroup with its profile's memory and cores (:mod:`academy.spawners.local.cgroups`).
 The hours chosen on the form are enforced as Slurm would: the hub stops the server at its end
 (``ACADEMY_WALLTIME_END`` tells the server when), and More time moves that end.
 """
@@ -24,7 +24,7 @@ from traitlets import Bool, Float, Integer, Unicode, validate
 from academy.accounts import LOCAL_UNIX_PREFIX
 from academy import localusers
 from academy.home import sync_as_user, sync_curriculum
-from academy.spawners import cgroups
+from academy.spawners.local import cgroups
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
 from academy.spawners.queue import QueuedStartMixin, StartPhases

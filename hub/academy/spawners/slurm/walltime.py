@@ -6,7 +6,8 @@ job re-reads its end from ``squeue`` right after (``academy.lab.clock``).
 """
 from __future__ import annotations
 
-from academy.spawners import slurm_commands as commands, walltime_api
+from academy.slurm import commands
+from academy.spawners import walltime_api
 from academy.spawners.walltime import WalltimeMixin, WalltimeRefused
 
 walltime_api.install()

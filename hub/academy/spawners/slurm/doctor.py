@@ -94,7 +94,7 @@ def check_exec_prefix(cfg: dict) -> DoctorCheck:
 def check_batch_script(cfg: dict) -> DoctorCheck:
     """Render the template once with the first profile, so a template error shows here, not at a learner's spawn."""
     from academy.profiles import load_profiles
-    from academy.spawners.slurm_script import ScriptError, build_context, render
+    from academy.spawners.slurm.script import ScriptError, build_context, render
     from academy.validation import ConfigError
 
     path = cfg["slurm"]["batch_script"]

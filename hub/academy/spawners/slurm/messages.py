@@ -4,8 +4,8 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from academy.spawners.slurm_query import JobView
-from academy.spawners.slurm_states import Phase
+from academy.spawners.slurm.poller import JobView
+from academy.slurm.states import Phase
 
 ENDINGS = {
     "CANCELLED": "was cancelled outside the hub (scancel, or an administrator)",

@@ -1,12 +1,12 @@
 """The Slurm backend: each learner's JupyterLab is a batch job, hardened on top of batchspawner.
 
 What this adds to ``batchspawner.SlurmSpawner`` (the why of each is in its module): the profile
-picker and strict ``user_options`` (``picker``/``options``; the script sees only the vetted
-``SpawnRequest``, ``slurm_script``); commands without a shell (``slurm_commands``); one batched
-``squeue`` for all servers, outages never taken for "job gone" (``slurm_query``); the port-only
-report endpoint (``slurm_api``); pending-job progress, fast failure with the log tail and a stored
-reason when a job ends behind the hub's back (``slurm_messages``); the fair start queue
-(``queue``) and "More time" through ``scontrol`` (``slurm_walltime``).
+picker and strict ``user_options`` (``spawners.picker``/``spawners.options``; the script sees only the
+vetted ``SpawnRequest``, ``script``); commands without a shell (``academy.slurm.commands``); one batched
+``squeue`` for all servers, outages never taken for "job gone" (``poller``); the port-only
+report endpoint (``port_api``); pending-job progress, fast failure with the log tail and a stored
+reason when a job ends behind the hub's back (``messages``); the fair start queue
+(``spawners.queue``) and "More time" through ``scontrol`` (``walltime``).
 """
 from __future__ import annotations
 
@@ -20,20 +20,21 @@ from batchspawner import SlurmSpawner
 from sqlalchemy import inspect
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
-from academy.spawners import slurm_api, slurm_commands as commands, slurm_messages as messages, slurm_walltime
+from academy.slurm import commands
+from academy.slurm.states import UNREACHABLE_RE, Phase
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
 from academy.spawners.queue import QueuedStartMixin
-from academy.spawners.slurm_availability import shared_availability
-from academy.spawners.slurm_messages import JobFailed
-from academy.spawners.slurm_query import ALREADY_GONE, JobView, SlurmPoller, shared_poller
-from academy.spawners.slurm_script import ScriptError, build_context, render
-from academy.spawners.slurm_states import UNREACHABLE_RE, Phase
+from academy.spawners.slurm import messages, port_api, walltime
+from academy.spawners.slurm.availability import shared_availability
+from academy.spawners.slurm.messages import JobFailed
+from academy.spawners.slurm.poller import ALREADY_GONE, JobView, SlurmPoller, shared_poller
+from academy.spawners.slurm.script import ScriptError, build_context, render
 
-slurm_api.install()
+port_api.install()
 
 
-class AcademySlurmSpawner(slurm_walltime.SlurmWalltimeMixin, QueuedStartMixin, ProfilePickerMixin, SlurmSpawner):
+class AcademySlurmSpawner(walltime.SlurmWalltimeMixin, QueuedStartMixin, ProfilePickerMixin, SlurmSpawner):
     """JupyterLab as a Slurm job, with the Academy's profiles, safety and visibility."""
 
     batch_script_file = Unicode(config=True, help="Path of the Jinja2 batch-script template (spawner_config/slurm.sh.j2).")
@@ -195,7 +196,7 @@ class AcademySlurmSpawner(slurm_walltime.SlurmWalltimeMixin, QueuedStartMixin, P
 
     # -- start ----------------------------------------------------------------------------------
     def report_port(self, port: int) -> None:
-        """Called by ``slurm_api`` with a validated port from the job."""
+        """Called by ``port_api`` with a validated port from the job."""
         self.port = port
         self._port_time = time.monotonic()
         self._port_event.set()

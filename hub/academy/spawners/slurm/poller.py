@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from academy.spawners import slurm_commands as commands
-from academy.spawners.slurm_states import (
+from academy.slurm import commands
+from academy.slurm.states import (
     INVALID_JOB_RE,
     SQUEUE_FORMAT,
     UNREACHABLE_RE,

@@ -3,7 +3,8 @@
 batchspawner renders its script from every ``req_*`` trait *and* every ``user_options`` key,
 so whatever a user posts can land in the script. Here the template sees one ``ScriptContext``:
 the profile (validated ``profiles.yaml``), the hours (checked against that profile), names and
-paths checked against strict patterns, and the ``q`` filter (``shlex.quote``) for shell lines.
+paths checked against strict patterns, and the ``q`` filter (``shlex.quote``) for shell lines
+(:mod:`academy.slurm.templates`, the renderer every batch script shares).
 """
 from __future__ import annotations
 
@@ -12,17 +13,12 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from academy.profiles import Profile
+from academy.slurm.templates import ScriptError, render_template
 
 PATH_RE = re.compile(r"^/[A-Za-z0-9_.@+/-]*$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class ScriptError(ValueError):
-    """A value cannot be put into a batch script safely; the message names it."""
 
 
 def _path(value: str, what: str) -> str:
@@ -98,19 +94,4 @@ def build_context(*, username: str, home: str, job_name: str, profile: Profile, 
 
 def render(template_path: str | Path, ctx: ScriptContext) -> str:
     """Render the template file with ``ctx``; unknown names in the template are errors, not blanks."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(Path(template_path).parent)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["q"] = shlex.quote
-    try:
-        template = env.get_template(Path(template_path).name)
-    except jinja2.TemplateNotFound:
-        raise ScriptError(f"batch script template {template_path} not found") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise ScriptError(f"{template_path}:{exc.lineno}: {exc.message}") from None
-    return template.render(ctx=ctx, profile=ctx.profile)
+    return render_template(template_path, ctx=ctx, profile=ctx.profile)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from academy.profiles import Profile
-from academy.spawners import slurm_commands as commands
+from academy.slurm import commands
 
 SINFO_FIELDS = ("PartitionName", "NodeHost", "StateLong", "Gres", "GresUsed", "CPUsState", "Memory", "AllocMem")
 GRES_RE = re.compile(r"gpu:([^:(,]+):(\d+)")

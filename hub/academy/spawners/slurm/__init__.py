@@ -1,0 +1,1 @@
+"""The Slurm backend: each learner's JupyterLab as a batch job (``spawner``) and the parts it is made of."""
