@@ -1,8 +1,8 @@
 """The Slurm backend: grade submissions as one job array, one worker task per submission.
 
-The parent writes each :class:`~academy.course.jobs.JobSpec` to ``task-<i>.json`` in the run folder
+The parent writes each :class:`~academy.course.grading.jobs.JobSpec` to ``task-<i>.json`` in the run folder
 (private, on the shared filesystem), renders an array script whose task ``i`` runs
-``python -m academy.course.worker task-<i>.json``, submits it with ``sbatch --wait`` and then merges
+``python -m academy.course.grading.worker task-<i>.json``, submits it with ``sbatch --wait`` and then merges
 each task's ``result.json`` exactly as the local backend does.  The worker itself runs as the account
 that submitted the job (it holds a gradebook snapshot with the hidden tests, which the student's uid
 must not be able to read); each task's kernel drops to the STUDENT'S OWN uid inside the sandbox
@@ -21,8 +21,8 @@ import jinja2
 from traitlets import Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from .pool import JobOutcome
-from .jobs import JobSpec, job_paths
+from academy.course.grading.pool import JobOutcome
+from academy.course.grading.jobs import JobSpec, job_paths
 
 SCRIPT = jinja2.Template("""#!/bin/bash
 #SBATCH --job-name={{ job_name }}
@@ -35,7 +35,7 @@ SCRIPT = jinja2.Template("""#!/bin/bash
 #SBATCH {{ line }}
 {%- endfor %}
 set -euo pipefail
-exec {{ python }} -m academy.course.worker {{ run_dir }}/task-"${SLURM_ARRAY_TASK_ID}".json
+exec {{ python }} -m academy.course.grading.worker {{ run_dir }}/task-"${SLURM_ARRAY_TASK_ID}".json
 """)
 
 _SAFE_OPTION = r"^--[a-z][a-z-]*(=[A-Za-z0-9_.,:@%/+-]+)?$"
