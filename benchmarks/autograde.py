@@ -36,7 +36,7 @@ import nbformat  # noqa: E402
 import course_golden  # noqa: E402
 from academy.course import layout as course_layout  # noqa: E402
 from academy.course import release  # noqa: E402
-from academy.course.sandbox import ensure_account  # noqa: E402
+from academy.course.grading.sandbox import ensure_account  # noqa: E402
 from nbgrader.api import Gradebook  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import pytest
 from _support import need
 
 from academy.course import release
-from academy.course.sandbox import ensure_account
+from academy.course.grading.sandbox import ensure_account
 
 import tiny_course
 from pipeline_support import make_layout, sandbox_available

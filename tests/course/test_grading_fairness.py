@@ -14,7 +14,8 @@ import os
 import nbformat
 import pytest
 
-from academy.course import exchange, limits
+from academy.course import exchange
+from academy.course.grading import limits
 from academy.course.autograde import AutogradeRequest, autograde
 
 import tiny_course

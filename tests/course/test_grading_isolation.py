@@ -17,7 +17,8 @@ import uuid
 import nbformat
 import pytest
 
-from academy.course import cleanup, hidden, limits, reports
+from academy.course import hidden, reports
+from academy.course.grading import cleanup, limits
 from academy.course.autograde import AutogradeRequest, autograde
 
 import tiny_course

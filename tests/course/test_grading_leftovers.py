@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from academy.course import cleanup, limits
+from academy.course.grading import cleanup, limits
 
 import tiny_course
 from pipeline_support import VENV_BIN, place_submission, tiny_release_nb

@@ -9,8 +9,8 @@ import pytest
 
 from academy.course import hidden, release
 from academy.course.autograde import AutogradeRequest, autograde
-from academy.course.slurm import SlurmBackend
-from academy.course.jobs import JobSpec
+from academy.course.grading.slurm import SlurmBackend
+from academy.course.grading.jobs import JobSpec
 
 import course_golden
 import tiny_course
@@ -159,7 +159,7 @@ def test_slurm_array_script_and_arguments(tmp_path):
     assert "#SBATCH --array=0-39%8" in script
     assert "#SBATCH --time=6" in script
     assert "#SBATCH --partition=grading" in script and "#SBATCH --account=course-101" in script
-    assert f"-m academy.course.worker '{run_dir}'/task-\"${{SLURM_ARRAY_TASK_ID}}\".json" in script
+    assert f"-m academy.course.grading.worker '{run_dir}'/task-\"${{SLURM_ARRAY_TASK_ID}}\".json" in script
     assert backend.sbatch_argv("/x/autograde.sbatch") == ["sbatch", "--parsable", "/x/autograde.sbatch"]
     with pytest.raises(Exception, match="unsafe option"):
         SlurmBackend(extra_options=["--partition=x; rm -rf /"])

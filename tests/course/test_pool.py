@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 from _support import exited
 
-from academy.course import pool
-from academy.course.jobs import JobSpec
+from academy.course.grading import pool
+from academy.course.grading.jobs import JobSpec
 
 
 @dataclass

@@ -16,8 +16,8 @@ import pytest
 from traitlets import TraitError
 from traitlets.config import Config
 
-from academy.course.jobs import JobSpec, job_paths
-from academy.course.slurm import WORKER, SlurmBackend, run_array
+from academy.course.grading.jobs import JobSpec, job_paths
+from academy.course.grading.slurm import WORKER, SlurmBackend, run_array
 from academy.slurm import batch, commands
 from academy.slurm.commands import CommandResult
 from academy.slurm.templates import ScriptError
@@ -210,6 +210,6 @@ async def test_an_interrupted_grader_cancels_its_array(slurm):
 
 def test_no_bare_subprocess_reaches_slurm_from_the_course():
     """Does the course backend reach Slurm only through the shared runner (no subprocess, no shell)?"""
-    import academy.course.slurm as course_slurm
+    import academy.course.grading.slurm as course_slurm
     source = Path(course_slurm.__file__).read_text()
     assert "subprocess" not in source and "batch.run_to_end" in source

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from academy.course import cells, confine, integrity, limits
-from academy.course.sandbox import SandboxPolicy, SandboxUser
+from academy.course.grading import cells, confine, integrity, limits
+from academy.course.grading.sandbox import SandboxPolicy, SandboxUser
 
 CONFINE = confine.__file__
 

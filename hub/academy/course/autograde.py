@@ -3,11 +3,11 @@
 Design (see course/README.md "Pipeline internals"):
 
 1. The parent adds every student to the real gradebook, then takes ONE snapshot of it.
-2. Each submission becomes a :class:`~academy.course.jobs.JobSpec`; a worker runs nbgrader's
+2. Each submission becomes a :class:`~academy.course.grading.jobs.JobSpec`; a worker runs nbgrader's
    unmodified ``Autograde`` converter on its own copy of the snapshot and of the submission
-   (local backend: :mod:`academy.course.pool`; Slurm: :mod:`academy.course.slurm`, one array task each).
+   (local backend: :mod:`academy.course.grading.pool`; Slurm: :mod:`academy.course.grading.slurm`, one array task each).
 3. As each job ends, the parent (the only writer) merges its results into the real gradebook with
-   :mod:`academy.course.merge`, installs its ``autograded/`` folder and writes its report.
+   :mod:`academy.course.grading.merge`, installs its ``autograded/`` folder and writes its report.
 
 Because every worker executes the same nbgrader code on the same inputs, scores equal those of a
 serial ``nbgrader autograde``; because only the parent writes, and one submission per transaction,
@@ -25,13 +25,14 @@ from typing import Callable
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.utils import parse_utc
 
-from . import cleanup, merge, reports
-from .cleanup import cleanup_job
-from .layout import CourseLayout, LayoutError, check_id
-from .pool import JobOutcome, run_local
-from .reports import SubmissionReport
-from .sandbox import SandboxPolicy
-from .jobs import JobResult, JobSpec, job_paths
+from academy.course import reports
+from academy.course.grading import cleanup, merge
+from academy.course.grading.cleanup import cleanup_job
+from academy.course.grading.jobs import JobResult, JobSpec, job_paths
+from academy.course.grading.pool import JobOutcome, run_local
+from academy.course.grading.sandbox import SandboxPolicy
+from academy.course.layout import CourseLayout, LayoutError, check_id
+from academy.course.reports import SubmissionReport
 
 
 @dataclass
@@ -167,7 +168,7 @@ def autograde(layout: CourseLayout, request: AutogradeRequest,
         if request.backend == "local":
             outcomes = run_local(specs, request.jobs, deadline)
         else:
-            from .slurm import SlurmBackend, run_array
+            from academy.course.grading.slurm import SlurmBackend, run_array
             backend = SlurmBackend(config=layout.nbgrader_config())  # partition, account, memory per task
             outcomes = run_array(specs, run_dir, request.jobs, deadline, backend)
         done = []

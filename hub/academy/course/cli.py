@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .layout import CourseLayout, LayoutError, check_id, resolve
+from academy.course.layout import CourseLayout, LayoutError, check_id, resolve
 
 console = Console()
 
@@ -43,7 +43,8 @@ def _account_prefix(args) -> str:
 
 
 def cmd_setup(args) -> int:
-    from . import exchange, roster, sandbox
+    from academy.course import exchange, roster
+    from academy.course.grading import sandbox
     layout = _layout(args)
     layout.ensure()
     user = sandbox.ensure_account(args.grader_user)
@@ -92,7 +93,7 @@ def _make_local_accounts(args, students: list[str], prefix: str) -> list[str]:
 
 
 def cmd_release(args) -> int:
-    from .release import release
+    from academy.course.release import release
     result = release(_layout(args), args.assignment, publish=not args.no_publish)
     where = result.published_to or result.release_dir
     console.print(f"released {result.assignment}: {', '.join(result.notebooks)} -> {where}")
@@ -100,14 +101,14 @@ def cmd_release(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from .exchange import fetch
+    from academy.course.exchange import fetch
     dest = fetch(_layout(args), args.assignment, Path(args.dest or os.getcwd()))
     console.print(f"fetched {args.assignment} into {dest}")
     return 0
 
 
 def cmd_submit(args) -> int:
-    from .exchange import submit
+    from academy.course.exchange import submit
     src = Path(args.path or Path(os.getcwd()) / args.assignment)
     dest = submit(_layout(args), args.assignment, src)
     console.print(f"submitted {sorted(p.name for p in src.iterdir() if p.is_file())} ({dest.name}); "
@@ -116,7 +117,7 @@ def cmd_submit(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from .exchange import ExchangeError, collect_one, inbound_students
+    from academy.course.exchange import ExchangeError, collect_one, inbound_students
     layout = _layout(args)
     layout.ensure()
     check_id(args.assignment, "assignment")
@@ -156,9 +157,9 @@ def cmd_autograde(args) -> int:
     from academy.batchimports import skip_iri_grammar
     skip_iri_grammar()  # this process only reads notebooks and the gradebook
     if args.backend == "local":
-        from .pool import warm_up
+        from academy.course.grading.pool import warm_up
         warm_up()  # the grader processes import nbgrader while this one does the same
-    from .autograde import AutogradeRequest, autograde
+    from academy.course.autograde import AutogradeRequest, autograde
     layout = _layout(args)
     request = AutogradeRequest(assignment=args.assignment, jobs=args.jobs, backend=args.backend,
                                students=args.students.split(",") if args.students else [],
@@ -180,7 +181,7 @@ def cmd_autograde(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from .feedback import feedback
+    from academy.course.feedback import feedback
     with _progress() as bar:
         task = bar.add_task(f"feedback {args.assignment}", total=None)
         results = feedback(_layout(args), args.assignment, send=not args.no_return,
@@ -193,7 +194,7 @@ def cmd_feedback(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export
+    from academy.course.export import export
     layout = _layout(args)
     grades, tests = export(layout, Path(args.out or layout.state_dir / "export"), args.assignment)
     console.print(f"wrote {grades} and {tests}")
@@ -201,7 +202,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from .cleanup import remove_leftovers
+    from academy.course.grading.cleanup import remove_leftovers
     removed = remove_leftovers()
     for path in removed:
         console.print(f"removed {path}")
@@ -210,7 +211,7 @@ def cmd_cleanup(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .status import assignment_status, course_status
+    from academy.course.status import assignment_status, course_status
     layout = _layout(args)
     rows = [assignment_status(layout, args.assignment)] if args.assignment else course_status(layout)
     table = Table("assignment", "released", "in exchange", "collected", "graded", "failed", "flagged", "feedback",
@@ -225,10 +226,10 @@ def cmd_status(args) -> int:
 
 def _run(func):
     def wrapped(args) -> int:
-        from .exchange import ExchangeError
-        from .release import ReleaseError
-        from .roster import RosterError
-        from .sandbox import SandboxError
+        from academy.course.exchange import ExchangeError
+        from academy.course.release import ReleaseError
+        from academy.course.roster import RosterError
+        from academy.course.grading.sandbox import SandboxError
         try:
             return func(args)
         except (LayoutError, ExchangeError, ReleaseError, RosterError, SandboxError, PermissionError,

@@ -30,8 +30,8 @@ import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .layout import CourseLayout, check_id
-from . import limits
+from academy.course.layout import CourseLayout, check_id
+from academy.course.grading import limits
 
 MAX_FILES = limits.SUBMISSION_MAX_FILES  # one limit from submit to grading
 MAX_BYTES = limits.SUBMISSION_MAX_BYTES

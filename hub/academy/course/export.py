@@ -13,8 +13,8 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import CsvExportPlugin
 
-from . import reports
-from .layout import CourseLayout
+from academy.course import reports
+from academy.course.layout import CourseLayout
 
 TEST_COLUMNS = ["assignment", "student_id", "notebook", "grade_id", "max_score", "auto_score",
                 "manual_score", "extra_credit", "score", "needs_manual_grade", "status", "message", "flagged", "flags"]

@@ -18,8 +18,8 @@ from nbgrader.preprocessors import GetGrades
 from nbgrader.utils import capture_log
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
-from . import exchange, hidden
-from .layout import CourseLayout, check_id
+from academy.course import exchange, hidden
+from academy.course.layout import CourseLayout, check_id
 
 
 @dataclass

@@ -15,8 +15,8 @@ from nbgrader.converters import GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import capture_log
 
-from . import exchange, hidden
-from .layout import CourseLayout, LayoutError, check_id
+from academy.course import exchange, hidden
+from academy.course.layout import CourseLayout, LayoutError, check_id
 
 
 @dataclass

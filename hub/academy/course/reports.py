@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from .layout import CourseLayout
+from academy.course.layout import CourseLayout
 
 
 @dataclass

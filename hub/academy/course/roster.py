@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from .layout import check_id
+from academy.course.layout import check_id
 
 
 @dataclass

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import exchange, reports
-from .layout import CourseLayout
+from academy.course import exchange, reports
+from academy.course.layout import CourseLayout
 
 
 @dataclass

@@ -57,7 +57,8 @@ def prepare_exchange(ctx: Context, layout, participants: list[str]) -> None:
     from nbgrader.api import Gradebook
 
     from academy.accounts import LOCAL_UNIX_PREFIX
-    from academy.course import exchange, sandbox
+    from academy.course import exchange
+    from academy.course.grading import sandbox
 
     layout.ensure()
     sandbox.ensure_account(sandbox.SandboxPolicy(config=layout.nbgrader_config()).user)
@@ -213,7 +214,7 @@ STEPS = {
 def _pipeline_errors() -> tuple[type[Exception], ...]:
     from academy.course.exchange import ExchangeError
     from academy.course.layout import LayoutError
-    from academy.course.sandbox import SandboxError
+    from academy.course.grading.sandbox import SandboxError
 
     return (LayoutError, ExchangeError, SandboxError, PermissionError, FileNotFoundError)
 

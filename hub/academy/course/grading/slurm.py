@@ -1,8 +1,8 @@
 """The Slurm backend: grade submissions as one job array, one worker task per submission.
 
-The parent writes each :class:`~academy.course.jobs.JobSpec` to ``task-<i>.json`` in the run folder
+The parent writes each :class:`~academy.course.grading.jobs.JobSpec` to ``task-<i>.json`` in the run folder
 (private, on the shared filesystem), renders ``spawner_config/autograde.sh.j2`` into an array script whose
-task ``i`` runs ``python -m academy.course.worker task-<i>.json``, submits it and waits for the array's
+task ``i`` runs ``python -m academy.course.grading.worker task-<i>.json``, submits it and waits for the array's
 end through :mod:`academy.slurm.batch` (the shell-free runner, with timeouts: a dead controller ends the
 grading with an error and a cancelled array, never a hang), then merges each task's ``result.json``
 exactly as the local backend does.  The worker itself runs as the account
@@ -26,8 +26,8 @@ from traitlets.config import Configurable
 from academy.slurm import batch
 from academy.slurm.templates import render_template
 
-from .pool import JobOutcome
-from .jobs import JobSpec, job_paths
+from academy.course.grading.pool import JobOutcome
+from academy.course.grading.jobs import JobSpec, job_paths
 
 _SAFE_OPTION = r"^--[a-z][a-z-]*(=[A-Za-z0-9_.,:@%/+-]+)?$"
 _JOB_NAME = r"^[A-Za-z0-9_.-]{1,64}$"

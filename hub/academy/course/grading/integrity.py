@@ -2,7 +2,7 @@
 
 A submission can patch what tests use (``numpy.allclose``, ``numpy.testing``, ``builtins``), or the
 kernel's error reporting (``showtraceback``, post-run hooks that clear the error, AST transformers that
-drop ``assert``), and so pass tests with wrong answers.  :class:`~academy.course.kernel.SandboxExecute`
+drop ``assert``), and so pass tests with wrong answers.  :class:`~academy.course.grading.kernel.SandboxExecute`
 sends :data:`SETUP` silently before the first cell (before any student code has run): it records the
 objects tests use.  Before each test cell it sends :data:`CHECK`, which compares them with that record,
 puts the originals back and answers with the list of changes (as JSON in a user expression, so it

@@ -10,14 +10,14 @@ network, IPC, PID and UTS namespaces are private; the kernel talks to the grader
 sockets in a directory bound at the same path on both sides.
 
 Limits belong to the submission: where cgroups are writable (root, local backend) each kernel gets its
-own cgroup for processes, memory (tmpfs files included) and CPU (:mod:`academy.course.limits`); the
+own cgroup for processes, memory (tmpfs files included) and CPU (:mod:`academy.course.grading.limits`); the
 kernel rlimits set with ``prlimit`` before the privilege drop add per-process bounds: address space,
 file size, open files, CPU seconds and no core dumps (and, without cgroups, processes).  Everything a
 student can write is a size-limited tmpfs (``/tmp``, ``/dev/shm`` and ``/submission``, which starts as
 a copy of the read-only submission), so no submission fills a disk.  Before bubblewrap starts,
-:mod:`academy.course.confine` joins the cgroup, a fresh session keyring, closes inherited descriptors
+:mod:`academy.course.grading.confine` joins the cgroup, a fresh session keyring, closes inherited descriptors
 and clears the environment.  Wall-clock limits per cell and per notebook are enforced from outside by
-:mod:`academy.course.kernel`.
+:mod:`academy.course.grading.kernel`.
 """
 from __future__ import annotations
 

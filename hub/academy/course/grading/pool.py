@@ -1,7 +1,7 @@
 """The local backend: N long-lived grading processes, each job under a hard deadline.
 
 Workers come from a ``forkserver`` that has already imported nbgrader, nbconvert and the worker and paid
-their first-use costs (:mod:`academy.course.warm`); :func:`warm_up` starts that server before the parent
+their first-use costs (:mod:`academy.course.grading.warm`); :func:`warm_up` starts that server before the parent
 imports nbgrader itself, so the two imports (over a second each) run side by side on two cores.  Each
 worker then grades one submission after another, as serial ``nbgrader autograde`` does in its single
 process: a fresh fork per submission would pay copy-on-write page faults and warm-up again every time.
@@ -25,9 +25,9 @@ from multiprocessing import forkserver
 from multiprocessing.connection import wait
 from typing import Callable, Iterable, Iterator
 
-from .jobs import JobSpec
+from academy.course.grading.jobs import JobSpec
 
-_PRELOAD = ["academy.course.worker", "academy.course.warm"]
+_PRELOAD = ["academy.course.grading.worker", "academy.course.grading.warm"]
 
 #: Jobs one worker process grades before it is replaced by a fresh one.
 RECYCLE_AFTER = 50
@@ -47,7 +47,8 @@ def _serve(conn, runner: Callable | None = None) -> None:
     """Worker main loop: grade each spec received, answer with an exit-code-like status, stop on None."""
     os.setsid()  # own process group, so a deadline kill takes this worker and nothing else
     if runner is None:
-        from .worker import run_job as runner  # already imported by the forkserver's preload: free here
+        # already imported by the forkserver's preload: free here
+        from academy.course.grading.worker import run_job as runner
 
     while True:
         try:
@@ -119,7 +120,7 @@ def run_local(specs: Iterable[JobSpec], jobs: int, deadline_s: float,
               runner: Callable | None = None) -> Iterator[JobOutcome]:
     """Yield each job's outcome as soon as it ends, keeping at most ``jobs`` running.
 
-    ``runner`` (default :func:`academy.course.worker.run_job`) must be a module-level function, since it
+    ``runner`` (default :func:`academy.course.grading.worker.run_job`) must be a module-level function, since it
     travels to the workers by name; tests use it to stand in for a hung or crashing grader."""
     if jobs < 1:
         raise ValueError("--jobs must be at least 1")

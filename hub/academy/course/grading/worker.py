@@ -2,12 +2,12 @@
 
 The worker gets a :class:`JobSpec`: it copies the collected submission and a snapshot of the gradebook
 into its own job directory, points nbgrader's ``CourseDirectory`` there and runs the unmodified
-``Autograde`` converter, with only the ``Execute`` step swapped for :class:`~academy.course.kernel.
+``Autograde`` converter, with only the ``Execute`` step swapped for :class:`~academy.course.grading.kernel.
 SandboxExecute`.  It never touches the real gradebook: the parent merges the job's gradebook afterwards
-(:mod:`academy.course.merge`), so any number of workers can run at once and the real gradebook has a
+(:mod:`academy.course.grading.merge`), so any number of workers can run at once and the real gradebook has a
 single writer.  The outcome, with one clear line for failures, goes to ``result.json``.
 
-Runs in a forked process of the local pool, or as ``python -m academy.course.worker SPEC.json`` in a
+Runs in a forked process of the local pool, or as ``python -m academy.course.grading.worker SPEC.json`` in a
 Slurm array task.
 """
 from __future__ import annotations
@@ -32,13 +32,13 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
-from . import cells, depth, limits
-from .cells import FairCells
-from .jobs import JobResult, JobSpec, job_paths
-from .kernel import SandboxExecute
+from academy.course.grading import cells, depth, limits
+from academy.course.grading.cells import FairCells
+from academy.course.grading.jobs import JobResult, JobSpec, job_paths
+from academy.course.grading.kernel import SandboxExecute
 
 class SubmissionTooLarge(Exception):
-    """Over the one size limit that ``submit`` also enforces (:mod:`academy.course.limits`)."""
+    """Over the one size limit that ``submit`` also enforces (:mod:`academy.course.grading.limits`)."""
 
 
 def _copy_submission(src: str, dst: str) -> None:
@@ -190,10 +190,10 @@ def run_job(spec: JobSpec) -> JobResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Slurm entry point: ``python -m academy.course.worker SPEC.json``."""
+    """Slurm entry point: ``python -m academy.course.grading.worker SPEC.json``."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m academy.course.worker SPEC.json", file=sys.stderr)
+        print("usage: python -m academy.course.grading.worker SPEC.json", file=sys.stderr)
         return 2
     result = run_job(JobSpec.load(argv[0]))
     return 0 if result.status == "graded" else 1

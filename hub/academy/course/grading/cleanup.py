@@ -19,8 +19,8 @@ import threading
 import uuid
 from pathlib import Path
 
-from . import limits
-from .jobs import JobSpec
+from academy.course.grading import limits
+from academy.course.grading.jobs import JobSpec
 
 RUN_PREFIX = "academy-grading-"
 OLD_BOX_PREFIX = "academy-sbx-"  # sandbox folders made directly in /tmp by earlier versions

@@ -1,7 +1,7 @@
 """nbgrader's Execute step, with the kernel started inside the sandbox and its output capped.
 
 :class:`SandboxKernelManager` is a jupyter_client kernel manager whose launch command is the
-:class:`~academy.course.sandbox.SandboxPolicy` command around ``python -m ipykernel_launcher``.  It
+:class:`~academy.course.grading.sandbox.SandboxPolicy` command around ``python -m ipykernel_launcher``.  It
 ignores installed kernelspecs (only the names in ``allowed_kernels`` are accepted, all meaning the
 grader's own Python), copies the notebook's directory into a private working copy owned by the
 sandbox account, talks to the kernel over ``ipc`` sockets, interrupts it by message (``SIGINT`` from
@@ -34,10 +34,10 @@ from nbgrader.preprocessors import Execute
 
 from academy.promptkernel import PromptKernelManager
 
-from . import integrity
-from .confine import SAFE_PATH
-from .limits import SubmissionGroup
-from .sandbox import SandboxPolicy
+from academy.course.grading import integrity
+from academy.course.grading.confine import SAFE_PATH
+from academy.course.grading.limits import SubmissionGroup
+from academy.course.grading.sandbox import SandboxPolicy
 
 
 #: Bytes of a kernel's own stdout/stderr kept in the job's kernel log (bwrap errors fit easily).

@@ -11,7 +11,7 @@ kills whatever is left in the group, removes it and returns the peaks, from whic
 the line a student and trainer read ("hit its process limit: 256 of 256 processes").
 
 Without writable cgroups (not root, e.g. Slurm tasks running as the student) nothing is created: the
-rlimits of :mod:`academy.course.sandbox` still apply, and under Slurm the job's own cgroup and the
+rlimits of :mod:`academy.course.grading.sandbox` still apply, and under Slurm the job's own cgroup and the
 student's own uid already make the limits per submission.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The records that pass between the autograde parent and its workers: a job's spec, its result, its paths.
 
-Kept apart from :mod:`academy.course.worker` so that the parent (and the Slurm backend) can build and read
+Kept apart from :mod:`academy.course.grading.worker` so that the parent (and the Slurm backend) can build and read
 jobs without importing nbgrader's converters, which only the workers need.
 """
 from __future__ import annotations
