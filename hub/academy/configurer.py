@@ -34,8 +34,13 @@ def state_path(cfg: dict, name: str) -> str:
 def update_hub(c: Config, cfg: dict) -> None:
     hub = cfg["hub"]
     c.JupyterHub.bind_url = f"http://{hub['ip']}:{hub['port']}{hub['base_url']}"
+    # Jobs on compute nodes reach the hub's API through slurm.hub_connect_url, so the hub then
+    # listens on every interface; otherwise only this machine needs to reach it.
+    remote = cfg["backend"] == "slurm" and bool(cfg["slurm"].get("hub_connect_url"))
     if hub["hub_port"]:
-        c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub['hub_port']}"
+        c.JupyterHub.hub_bind_url = f"http://{'0.0.0.0' if remote else '127.0.0.1'}:{hub['hub_port']}"
+    elif remote:  # JupyterHub's own hub port, on every interface
+        c.JupyterHub.hub_ip = "0.0.0.0"
     c.JupyterHub.db_url = "sqlite:///" + state_path(cfg, "jupyterhub.sqlite")
     c.JupyterHub.cookie_secret_file = state_path(cfg, "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = state_path(cfg, "jupyterhub.pid")
@@ -54,6 +59,11 @@ def update_proxy(c: Config, cfg: dict) -> None:
     if hub["proxy_cmd"]:
         c.ConfigurableHTTPProxy.command = [hub["proxy_cmd"]]
     c.ConfigurableHTTPProxy.pid_file = state_path(cfg, "proxy.pid")
+    runtime = cfg.get("_runtime")
+    if runtime and runtime.proxy_api_port:
+        # `academy up` picks a free port: JupyterHub's 8001 on every hub would let a trainer's second
+        # hub (or a test hub) take over this one's routes.
+        c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{runtime.proxy_api_port}"
     # Stop the proxy with the hub: `academy up` owns the whole service lifetime.
     c.ConfigurableHTTPProxy.should_start = True
 
@@ -83,18 +93,18 @@ def update_auth(c: Config, cfg: dict) -> None:
         g.authorize_url = oidc["authorize_url"]
         g.token_url = oidc["token_url"]
         g.userdata_url = oidc["userdata_url"]
-        g.username_claim = oidc.get("username_claim", "preferred_username")
-        g.scope = oidc.get("scope", ["openid", "profile", "email"])
-        g.login_service = oidc.get("login_service", "institutional login")
-        if oidc.get("callback_url"):
+        g.username_claim = oidc["username_claim"]
+        g.scope = oidc["scope"]
+        g.login_service = oidc["login_service"]
+        if oidc["callback_url"]:
             g.oauth_callback_url = oidc["callback_url"]
-        if oidc.get("groups_claim"):
+        if oidc["groups_claim"]:
             g.auth_state_groups_key = f"oauth_user.{oidc['groups_claim']}"
             # Hub groups follow the provider's, so profile group limits use them.
             g.manage_groups = True
-        if oidc.get("allowed_groups"):
+        if oidc["allowed_groups"]:
             g.allowed_groups = set(oidc["allowed_groups"])
-        if oidc.get("admin_groups"):
+        if oidc["admin_groups"]:
             g.admin_groups = set(oidc["admin_groups"])
 
 

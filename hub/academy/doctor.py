@@ -18,6 +18,7 @@ from academy.doctor_checks import (
     check_state_dir,
     check_user_reachable,
 )
+from academy.runtime import RunFacts
 from academy.siteconfig import config_file, load_config
 from academy.validation import ConfigError
 
@@ -38,11 +39,10 @@ def backend_checks(cfg: dict) -> list[DoctorCheck]:
 
 def collect(config: str | None, port: int | None = None) -> list[DoctorCheck]:
     try:
-        cfg = load_config(config)
+        # As `academy up --port` does, so doctor checks the port the hub will use.
+        cfg = load_config(config, RunFacts(port=port or None))
     except ConfigError as exc:
         return [DoctorCheck("config", False, str(exc))]
-    if port:  # as `academy up --port` does, so doctor checks the port the hub will use
-        cfg["hub"]["port"] = port
     checks = [DoctorCheck("config", True, f"{config_file(config)} ({cfg['backend']} backend, {cfg['auth']['type']} auth)")]
     checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_profile_memory(cfg), check_profile_cores(cfg),
                check_curriculum(cfg), check_user_reachable(cfg)]

@@ -1,14 +1,11 @@
 """Pre-flight checks shared by ``academy up`` (refuse to start) and ``academy doctor`` (report)."""
 from __future__ import annotations
 
-import errno
 import os
-import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from academy.siteconfig import PROJECT_ROOT
+from academy.probes import find_proxy, port_in_use
 
 
 @dataclass(frozen=True)
@@ -21,36 +18,11 @@ class DoctorCheck:
     warning: bool = False  # ok, but something the operator should know (shown as "warn")
 
 
-def find_proxy(cfg: dict) -> str | None:
-    """configurable-http-proxy: the configured path, the project's npm copy, then PATH."""
-    configured = cfg["hub"]["proxy_cmd"]
-    if configured:
-        return configured if os.access(configured, os.X_OK) else None
-    local = Path(cfg.get("_root", PROJECT_ROOT)) / "node_modules" / ".bin" / "configurable-http-proxy"
-    if os.access(local, os.X_OK):
-        return str(local)
-    return shutil.which("configurable-http-proxy")
-
-
 def check_proxy(cfg: dict) -> DoctorCheck:
     path = find_proxy(cfg)
     if path:
         return DoctorCheck("proxy", True, path)
     return DoctorCheck("proxy", False, "configurable-http-proxy not found: run `make install` (npm install) or set hub.proxy_cmd")
-
-
-def port_in_use(ip: str, port: int) -> str | None:
-    """Why ``ip:port`` cannot be bound, or None when it is free."""
-    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM) as s:
-        # As the proxy does: connections in TIME_WAIT from a previous run must not count as "in use".
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((ip, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return f"port {port} on {ip} is already in use (another hub? `academy up` already running?)"
-            return f"cannot bind {ip}:{port}: {exc.strerror}"
-    return None
 
 
 def check_port(cfg: dict) -> DoctorCheck:

@@ -2,7 +2,9 @@
 
 Modelled on TLJH's configurer: a default dict, the site's YAML merged over it, and the
 result validated against ``schema/site.schema.yaml`` (the single source of truth) before
-anything is applied. Paths are resolved against the project root.
+anything is applied. Paths are resolved against the project root. What `academy up` decides
+at start-up (``academy.runtime.RunFacts``) is merged over the YAML here and validated with it,
+so the hub's one read (``hub_config``) and ``up``'s own checks see the same values.
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from academy.probes import PROJECT_ROOT, find_proxy, free_port
+from academy.runtime import RunFacts, read_runtime
 from academy.validation import ConfigError, load_yaml, validate
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ENV = "ACADEMY_CONFIG"
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "hub" / "academy.yaml"
 
@@ -39,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
         "allow_all": False,
         "signup": "off",
         "minimum_password_length": 10,
+        # Used only with type oidc; the provider's own keys (client_id, endpoints) have no default.
+        "oidc": {"username_claim": "preferred_username", "scope": ["openid", "profile", "email"],
+                 "login_service": "institutional login", "callback_url": "", "groups_claim": "",
+                 "allowed_groups": [], "admin_groups": []},
     },
     "groups": {},
     "profiles_file": "spawner_config/profiles.yaml",
@@ -109,36 +116,52 @@ def _resolve_paths(cfg: dict, root: Path) -> None:
             node[keys[-1]] = str((root / Path(value).expanduser()).resolve())
 
 
-def build_config(site: dict | None, source: str = "<site config>", root: Path = PROJECT_ROOT) -> dict:
-    """Validate the site's own keys first (so errors name *their* paths), then merge and validate."""
+def build_config(site: dict | None, source: str = "<site config>", root: Path = PROJECT_ROOT,
+                 runtime: RunFacts | None = None) -> dict:
+    """Merge the site's keys and this run's facts (``academy.runtime``) over the defaults, then validate."""
     site = {} if site is None else site
     if not isinstance(site, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys, not {type(site).__name__}")
+    runtime = runtime or RunFacts()
     merged = deep_merge(DEFAULTS, site)
+    if isinstance(merged["hub"], dict):  # (not a mapping: the schema names hub below)
+        merged = deep_merge(merged, runtime.site_overrides())
+    site_auth = site.get("auth")
+    if not (isinstance(site_auth, dict) and "oidc" in site_auth) and isinstance(merged["auth"], dict):
+        # The OIDC defaults complete a site's oidc block; they do not make one (it has required keys).
+        merged["auth"].pop("oidc", None)
     validate(merged, "site", source)
     if merged["auth"]["type"] == "oidc" and "oidc" not in merged["auth"]:
         raise ConfigError(f"{source}: auth.oidc: required when auth.type is oidc")
     _resolve_paths(merged, root)
     merged["_source"] = source
     merged["_root"] = str(root)
+    merged["_runtime"] = runtime
     return merged
 
 
-def load_config(explicit: str | os.PathLike | None = None) -> dict:
-    """Load, merge and validate the site config; raises ``ConfigError`` with one clear line."""
+def load_config(explicit: str | os.PathLike | None = None, runtime: RunFacts | None = None) -> dict:
+    """Load, merge and validate the site config (with this run's facts, if any); raises ``ConfigError`` with one clear line."""
     path = config_file(explicit)
     if not path.exists():
         if explicit or os.environ.get(CONFIG_ENV):
             raise ConfigError(f"{path}: config file not found")
-        return build_config({}, "<built-in defaults>")
-    return build_config(load_yaml(path), str(path))
+        return build_config({}, "<built-in defaults>", runtime=runtime)
+    return build_config(load_yaml(path), str(path), runtime=runtime)
+
+
+def hub_config() -> dict:
+    """The hub's one read of its config (``jupyterhub_config.py``): the YAML named by ``$ACADEMY_CONFIG``
+    (else hub/academy.yaml), the facts `academy up` passed in ``$ACADEMY_RUNTIME`` (none under a plain
+    ``jupyterhub -f``), then what only the hub's machine can tell."""
+    return resolve_runtime(load_config(None, read_runtime()))
 
 
 def resolve_runtime(cfg: dict) -> dict:
     """Fill in values found on this machine (the proxy binary), keeping the updaters pure."""
-    from academy.doctor_checks import find_proxy
-
-    cfg["hub"]["proxy_cmd"] = find_proxy(cfg) or cfg["hub"]["proxy_cmd"]
+    runtime = cfg.get("_runtime") or RunFacts()
+    # The proxy `academy up` checked before starting, else the one found here.
+    cfg["hub"]["proxy_cmd"] = runtime.proxy_cmd or find_proxy(cfg) or cfg["hub"]["proxy_cmd"]
     _resolve_workshops(cfg)
     if cfg.get("load_test", {}).get("enabled"):
         from academy.loadtest import read_token
@@ -149,15 +172,8 @@ def resolve_runtime(cfg: dict) -> dict:
 
 def _resolve_workshops(cfg: dict) -> None:
     """The service's port (a free one unless fixed) and its persistent API token, if `academy up` made one."""
-    import socket
-
     ws = cfg["workshops"]
-    if not ws["port"]:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ws["_port"] = s.getsockname()[1]
-    else:
-        ws["_port"] = ws["port"]
+    ws["_port"] = ws["port"] or free_port()
     token = Path(cfg["hub"]["state_dir"]) / "academy-service-token"
     if token.exists():
         ws["_api_token"] = token.read_text().strip()

@@ -11,7 +11,6 @@ import argparse
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,9 +21,11 @@ from academy import loadtest
 from academy.accounts import bootstrap_admin
 from academy.loadtest import is_loopback
 from academy.configurer import state_path
-from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable, find_proxy, port_in_use
+from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable
+from academy.probes import PROJECT_ROOT, find_proxy, free_port, port_in_use
+from academy.runtime import RunFacts
 from academy.shutdown import exit_now, follow, parts_of
-from academy.siteconfig import PROJECT_ROOT, config_file, load_config
+from academy.siteconfig import config_file, load_config
 from academy.validation import ConfigError
 
 CONFIG_PY = PROJECT_ROOT / "hub" / "jupyterhub_config.py"
@@ -32,12 +33,6 @@ CONFIG_PY = PROJECT_ROOT / "hub" / "jupyterhub_config.py"
 
 class StartRefused(RuntimeError):
     """A pre-flight check failed; the message is the one line shown."""
-
-
-def free_port(ip: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
 
 
 def preflight(cfg: dict) -> str:
@@ -115,30 +110,22 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        cfg = load_config(args.config)
-        if args.port:
-            cfg["hub"]["port"] = args.port
-        preflight(cfg)
+        # --port is this run's fact, merged and validated with the YAML (academy.runtime).
+        cfg = load_config(args.config, RunFacts(port=args.port or None))
+        proxy_cmd = preflight(cfg)
     except (ConfigError, StartRefused) as exc:
         print(f"academy up: {exc}", file=sys.stderr)
         return 2
     hub = cfg["hub"]
-    env = {**os.environ, **prepare_state(cfg), "ACADEMY_CONFIG": str(config_file(args.config))}
+    # Everything decided here reaches the hub once, in $ACADEMY_RUNTIME; the hub's config reads it
+    # with the YAML (siteconfig.hub_config) rather than being overridden on its command line.
+    facts = RunFacts(port=hub["port"], hub_port=hub["hub_port"] or free_port(), proxy_api_port=free_port(),
+                     proxy_cmd=proxy_cmd)
+    env = {**os.environ, **prepare_state(cfg), "ACADEMY_CONFIG": str(config_file(args.config)), **facts.to_env()}
     if cfg["auth"]["type"] == "oidc":
         # OAuthenticator reads its secret from OAUTH_CLIENT_SECRET; the YAML only names the variable.
         env["OAUTH_CLIENT_SECRET"] = os.environ[cfg["auth"]["oidc"]["client_secret_env"]]
-    hub_port = hub["hub_port"] or free_port()
-    # Jobs on compute nodes reach the hub's API through slurm.hub_connect_url, so the hub then
-    # listens on every interface; otherwise only this machine needs to reach it.
-    hub_ip = "0.0.0.0" if cfg["backend"] == "slurm" and cfg["slurm"].get("hub_connect_url") else "127.0.0.1"
-    cmd = [
-        sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_PY),
-        f"--JupyterHub.hub_bind_url=http://{hub_ip}:{hub_port}",
-        f"--JupyterHub.bind_url=http://{hub['ip']}:{hub['port']}{hub['base_url']}",
-        # The proxy's REST API would default to 8001 on every hub; a free port keeps a trainer's
-        # second hub (or a test hub) from taking over this one's routes.
-        f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
-    ]
+    cmd = [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_PY)]
     credential = load_credentials = None
     if cfg["load_test"]["enabled"]:
         load_credentials = loadtest.prepare(cfg["hub"]["state_dir"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 from traitlets.config import Config
 
 from academy import configurer
-from academy.siteconfig import PROJECT_ROOT, build_config
+from academy.probes import PROJECT_ROOT
+from academy.siteconfig import build_config
 from academy.validation import load_yaml
 
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
+from academy.probes import PROJECT_ROOT
 from academy.profiles import load_profiles, parse_profiles
-from academy.siteconfig import PROJECT_ROOT
 from academy.spawners.options import OptionsError, parse_user_options, preferred_profile
 from academy.spawners.picker import SpawnRefused, _QuietRefusals
 from academy.validation import ConfigError

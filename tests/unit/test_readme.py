@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from academy.schemadoc import markdown_reference
-from academy.siteconfig import PROJECT_ROOT
+from academy.probes import PROJECT_ROOT
 
 README = (PROJECT_ROOT / "README.md").read_text()
 

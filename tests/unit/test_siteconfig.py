@@ -5,7 +5,8 @@ import jsonschema
 import pytest
 import yaml
 
-from academy.siteconfig import DEFAULTS, PROJECT_ROOT, build_config, deep_merge, load_config
+from academy.probes import PROJECT_ROOT
+from academy.siteconfig import DEFAULTS, build_config, deep_merge, load_config
 from academy.validation import ConfigError, load_schema, load_yaml
 
 

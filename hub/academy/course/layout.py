@@ -22,7 +22,7 @@ from pathlib import Path
 
 from traitlets.config import Config, PyFileConfigLoader
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from academy.probes import PROJECT_ROOT
 
 #: Assignment and student ids become path components and batch-script arguments: keep them boring.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -136,8 +136,8 @@ def _course_id(course_dir: Path) -> str:
 def resolve(course_dir: str | None = None, state_dir: str | None = None, exchange_dir: str | None = None,
             db_url: str | None = None) -> CourseLayout:
     """Build the layout from options, then environment, then defaults; paths become absolute."""
-    course = Path(course_dir or os.environ.get("ACADEMY_COURSE_DIR") or REPO_ROOT / "course").resolve()
-    state = Path(state_dir or os.environ.get("ACADEMY_STATE_DIR") or REPO_ROOT / ".academy").resolve()
+    course = Path(course_dir or os.environ.get("ACADEMY_COURSE_DIR") or PROJECT_ROOT / "course").resolve()
+    state = Path(state_dir or os.environ.get("ACADEMY_STATE_DIR") or PROJECT_ROOT / ".academy").resolve()
     exchange = Path(exchange_dir or os.environ.get("ACADEMY_EXCHANGE_DIR") or "/srv/academy/exchange").resolve()
     url = db_url or os.environ.get("ACADEMY_GRADEBOOK_URL") or f"sqlite:///{state / 'gradebook.db'}"
     if not course.is_dir():

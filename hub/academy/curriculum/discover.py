@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from academy.curriculum.results import Target
+from academy.probes import PROJECT_ROOT
 
 NOTEBOOK_RE = re.compile(r"^(?P<number>\d{2})_(?P<slug>[a-z0-9][a-z0-9_]*)\.ipynb$")
 DIR_ENV = "ACADEMY_NOTEBOOKS_DIR"
@@ -22,8 +23,7 @@ def default_notebooks_dir() -> Path:
     here = Path.cwd() / "notebooks"
     if here.is_dir():
         return here
-    # hub/academy/curriculum/discover.py -> repository root in an editable install
-    return Path(__file__).resolve().parents[3] / "notebooks"
+    return PROJECT_ROOT / "notebooks"
 
 
 def curriculum_notebooks(directory: Path) -> list[Path]:

@@ -72,7 +72,7 @@ class SlurmBackend(Configurable):
 
     @default("script_template")
     def _default_template(self):
-        from academy.siteconfig import PROJECT_ROOT
+        from academy.probes import PROJECT_ROOT
         return str(PROJECT_ROOT / "spawner_config" / "autograde.sh.j2")
 
     @validate("job_name")
