@@ -59,8 +59,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(chosen_command(argv))
-    args = parser.parse_args(argv)
-    args.command_prog = clitools.leaf_prog(parser, args)
+    args, extra = parser.parse_known_args(argv)
+    leaf = clitools.leaf_parser(parser, args)
+    if extra:  # argparse would name only `academy`; the command's own usage says more
+        leaf.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.command_prog = leaf.prog
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -58,13 +58,13 @@ def is_refusal(exc: BaseException) -> bool:
     return isinstance(exc, Refused) or (validation is not None and isinstance(exc, validation.ConfigError))
 
 
-def leaf_prog(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    """The ``prog`` of the sub-command parser ``args`` came from, e.g. ``academy workshop create``."""
+def leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The sub-command parser ``args`` came from; its ``prog`` is e.g. ``academy workshop create``."""
     while True:
         sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
         chosen = getattr(args, sub.dest, None) if sub else None
         if chosen not in (sub.choices if sub else {}):
-            return parser.prog
+            return parser
         parser = sub.choices[chosen]
 
 
