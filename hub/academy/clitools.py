@@ -19,7 +19,7 @@ exit codes (every command):
        a check, a participant, a teardown step); what succeeded is kept, and the last
        line on stderr says what failed
   {REFUSED}    refused before anything was changed: a usage error, invalid input or site
-       config, or a pre-flight check (busy port, hub not running, no permission)
+       config, or a pre-flight check (busy port, hub never started, no permission)
   {INTERRUPTED}  interrupted (Ctrl-C or SIGTERM)
 Errors and failures go to stderr as `academy <command>: <message>`; reports go to stdout.
 Lists: repeat the option (--students ann --students bob); ids may also be comma-separated."""

@@ -312,4 +312,4 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run(cmd_status))
 
     p = sub.add_parser("cleanup", help="remove sandbox folders and cgroups a killed grading run left (root)")
-    p.set_defaults(func=cmd_cleanup)
+    p.set_defaults(func=_run(cmd_cleanup))
