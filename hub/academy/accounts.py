@@ -15,6 +15,8 @@ from pathlib import Path
 
 import bcrypt
 
+from academy import clitools
+
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 #: Prefix of the Unix account the local backend creates for each hub user (hub user ``ann`` runs as
@@ -148,8 +150,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
     bad = [n for n in args.names if not re.match(USERNAME_PATTERN, n)]
     if bad:
-        print(f"academy accounts: invalid username(s): {', '.join(bad)} (lowercase letters, digits, - and _; at most 27)")
-        return 2
+        return clitools.refused(args, f"invalid username(s): {', '.join(bad)} (lowercase letters, digits, - and _; at most 27)")
     db_url = _db_url_from_args(args)
     rows: list[dict] = []
     for name in args.names:
@@ -171,7 +172,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
         for row in rows:
             table.add_row(row["username"], row["password"] or f"({row['note']})")
         Console().print(table)
-    return 0 if all(r["password"] for r in rows) else 1
+    missed = [f"{r['username']} ({r['note']})" for r in rows if not r["password"]]
+    return clitools.failed(args, f"no new password for {', '.join(missed)}") if missed else clitools.OK
 
 
 def register(subparsers) -> None:

@@ -7,6 +7,7 @@ import importlib
 from rich.console import Console
 from rich.table import Table
 
+from academy import clitools
 from academy.doctor_checks import (
     DoctorCheck,
     check_curriculum,
@@ -61,13 +62,12 @@ def run(args: argparse.Namespace) -> int:
     Console(width=max(100, Console().width)).print(table)
     failed = [c.name for c in checks if not c.ok]
     if failed:
-        print(f"academy doctor: {len(failed)} check(s) failed: {', '.join(failed)}")
-        return 1
+        return clitools.failed(args, f"{len(failed)} check(s) failed: {', '.join(failed)}")
     print("academy doctor: all checks passed")
     return 0
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("doctor", help="check config, ports, proxy, state dir and (slurm) the scheduler")
-    p.add_argument("--port", type=int, help="public port to check (overrides hub.port, as `academy up --port` does)")
+    p.add_argument("--port", type=clitools.port_number, help="public port to check (overrides hub.port, as `academy up --port` does)")
     p.set_defaults(func=run)

@@ -9,7 +9,7 @@ works the same on the hub machine and inside a Slurm job (homes on the shared fi
 
 Names are checked against a strict pattern (no path characters) and every package spec must parse
 as a PEP 508 requirement from an index (no URLs, no options); pip is run with an argument list,
-never through a shell.  Used by ``academy env`` and by the ``academy.labtools`` server extension.
+never through a shell.  Used by ``academy env`` (:mod:`academy.env`) and by the ``academy.labtools`` server extension.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -187,53 +187,3 @@ def remove(name: str, home: Path | None = None) -> None:
         raise EnvError(f"name {name!r}: no such environment")
     shutil.rmtree(kernels_root(home) / f"{KERNEL_PREFIX}{name}", ignore_errors=True)
     shutil.rmtree(path)
-
-
-# --- command line: academy env create|install|list|remove -----------------------------------------
-def _cli(args) -> int:
-    log = (lambda m: print(f"  $ {m}", flush=True)) if getattr(args, "verbose", False) else (lambda _m: None)
-    try:
-        if args.env_command == "create":
-            print(f"Creating environment {args.name!r} on top of the shared one …", flush=True)
-            env = create(args.name, args.packages, log=log)
-            print(f"Ready: choose the kernel \"Python ({env.name})\" in JupyterLab (kernel {env.kernel}).\n"
-                  f"Install more with `academy env install {env.name} PACKAGE` or `%pip install PACKAGE` in a notebook on it.")
-        elif args.env_command == "install":
-            pip_install(args.name, args.packages, log=log)
-            print(f"Installed into {args.name}: {', '.join(args.packages)}")
-        elif args.env_command == "list":
-            envs = list_envs()
-            if args.json:
-                print(json.dumps([asdict(e) for e in envs], indent=1))
-            elif not envs:
-                print("No own environments yet: `academy env create NAME [PACKAGE …]`.")
-            for e in envs if not args.json else []:
-                print(f"{e.name}\tkernel {e.kernel}\t{len(e.packages)} package(s) of its own")
-        elif args.env_command == "remove":
-            remove(args.name)
-            print(f"Removed environment {args.name!r} and its kernel.")
-    except EnvError as exc:
-        print(f"academy env: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("env", help="own Python environments on top of the shared one, as Jupyter kernels")
-    sub = p.add_subparsers(dest="env_command", metavar="ACTION")
-    sub.required = True
-    c = sub.add_parser("create", help="create NAME (a venv seeing the shared packages) and its kernel")
-    c.add_argument("name")
-    c.add_argument("packages", nargs="*", help="requirements to install from the configured index")
-    c.add_argument("-v", "--verbose", action="store_true", help="show the commands run")
-    i = sub.add_parser("install", help="install packages into NAME from the configured index")
-    i.add_argument("name")
-    i.add_argument("packages", nargs="+")
-    i.add_argument("-v", "--verbose", action="store_true", help="show the commands run")
-    ls = sub.add_parser("list", help="list your environments")
-    ls.add_argument("--json", action="store_true")
-    r = sub.add_parser("remove", help="remove NAME and its kernel")
-    r.add_argument("name")
-    p.set_defaults(func=_cli)
-
-

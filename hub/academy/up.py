@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from academy import loadtest
+from academy import clitools, loadtest
 from academy.accounts import bootstrap_admin
 from academy.loadtest import is_loopback
 from academy.configurer import state_path
@@ -114,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, RunFacts(port=args.port or None))
         proxy_cmd = preflight(cfg)
     except (ConfigError, StartRefused) as exc:
-        print(f"academy up: {exc}", file=sys.stderr)
-        return 2
+        return clitools.refused(args, str(exc))
     hub = cfg["hub"]
     # Everything decided here reaches the hub once, in $ACADEMY_RUNTIME; the hub's config reads it
     # with the YAML (siteconfig.hub_config) rather than being overridden on its command line.
@@ -184,6 +183,6 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("up", help="start the hub in the foreground (Ctrl-C stops it)")
-    p.add_argument("--port", type=int, help="public port (overrides hub.port)")
-    p.add_argument("--start-timeout", type=float, default=90, help="seconds to wait for the hub to answer")
+    p.add_argument("--port", type=clitools.port_number, help="public port (overrides hub.port)")
+    p.add_argument("--start-timeout", type=clitools.positive_float, default=90, help="seconds to wait for the hub to answer")
     p.set_defaults(func=run)

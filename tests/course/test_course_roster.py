@@ -94,7 +94,7 @@ def test_hub_group_students_submit_under_their_hub_names(hub, course_group, grad
         proc = run_academy(*where, "fetch", "t1", user=account, cwd=str(home), env=as_ann)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         proc = run_academy(*where, "submit", "t1", user=account, cwd=str(home), env={"JUPYTERHUB_USER": ben.name})
-        assert proc.returncode == 2 and "belongs to another account" in proc.stdout, proc.stdout + proc.stderr
+        assert proc.returncode == 2 and "belongs to another account" in proc.stderr, proc.stdout + proc.stderr
         assert not (inbound / ben.name / "t1").exists()
         proc = run_academy(*where, "submit", "t1", user=account, cwd=str(home), env=as_ann)
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -38,7 +38,7 @@ def test_setup_makes_missing_local_accounts_and_fails_loudly_otherwise(tmp_path,
         assert os.stat(account.pw_dir).st_uid == account.pw_uid
         # With a prefix no backend makes accounts for, the student is reported and the exit status says so.
         proc = run_academy(*where, "setup", "--students", f"{student}x", "--account-prefix", "nosuch-")
-        assert proc.returncode == 1 and f"no Unix account '{student}x'" in proc.stdout, proc.stdout + proc.stderr
+        assert proc.returncode == 1 and f"no Unix account '{student}x'" in proc.stderr, proc.stdout + proc.stderr
     finally:
         subprocess.run(["userdel", f"acad-{student}"], capture_output=True)
         shutil.rmtree(shared, ignore_errors=True)

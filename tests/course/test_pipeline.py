@@ -147,7 +147,7 @@ def test_cli_rejects_path_like_ids(tmp_path):
     proc = run_academy("course", "--course-dir", str(tmp_path / "course"), "--state-dir", str(tmp_path / "s"),
                        "autograde", "../t1")
     assert proc.returncode == 2
-    assert "invalid assignment '../t1'" in proc.stdout
+    assert "academy course autograde: invalid assignment '../t1'" in proc.stderr
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("*.db"))
 
 
@@ -167,3 +167,18 @@ def test_slurm_array_script_and_arguments(tmp_path):
                    config_file="/c", sandbox_user="ann", settings={"Execute.timeout": 5})
     spec.dump(str(tmp_path / "task-0.json"))
     assert JobSpec.load(str(tmp_path / "task-0.json")) == spec
+
+
+@pytest.mark.grading
+def test_cli_exits_1_when_a_submission_fails_to_grade(tiny):
+    """Does `course autograde` exit 1 and name the broken submission on stderr, while the good one is still graded?"""
+    released = tiny_release_nb(tiny)
+    place_submission(tiny, "ann", "t1", {"problems.ipynb": tiny_course.make_submission(released, tiny_course.SOLUTIONS)})
+    place_submission(tiny, "ben", "t1", {"problems.ipynb": "{ this is not a notebook"})
+    where = ["course", "--course-dir", str(tiny.course_dir), "--state-dir", str(tiny.state_dir)]
+    proc = run_academy(*where, "autograde", "t1", "--jobs", "2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 graded, 1 failed" in proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("academy course autograde: 1 of 2 submission(s) failed to grade") and "ben" in last, proc.stderr
+    assert scores(tiny.db_url, "t1")["ann"] == tiny_course.expected_score(tiny_course.SOLUTIONS)

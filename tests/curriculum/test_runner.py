@@ -180,8 +180,9 @@ def test_cli_rejects_unknown_notebooks(suite, capsys, monkeypatch, args, message
     """Is a typo in a notebook name or directory a clear one-line error with exit code 2, running nothing?"""
     if "--dir" not in args:
         args = ["--dir", str(suite), *args]
-    code, out = run_cli(capsys, monkeypatch, *args)
-    assert code == 2 and message in out
+    code = main(["curriculum", "test", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.startswith("academy curriculum test: ")
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,11 @@ def doctor(config, *args, env=None):
     )
 
 
+def summary(proc) -> str:
+    """doctor's verdict: the last line on stderr when a check failed, else the last line of the report."""
+    return (proc.stderr if proc.returncode else proc.stdout).strip().splitlines()[-1]
+
+
 @pytest.fixture
 def work():
     path = shared_tmpdir("doctor")
@@ -58,7 +63,7 @@ def test_busy_port_and_bad_profiles_fail_with_reasons(work):
     assert proc.returncode == 1
     assert "already in use" in proc.stdout
     assert "profiles[0]" in proc.stdout
-    assert "check(s) failed" in proc.stdout and "port" in proc.stdout.splitlines()[-1]
+    assert "check(s) failed" in proc.stderr and "port" in summary(proc)
 
 
 def test_invalid_config_is_reported_not_raised(work):
@@ -93,7 +98,7 @@ def test_profiles_beyond_this_machines_memory_are_a_warning(work):
     row = next(line for line in proc.stdout.splitlines() if "profile memory" in line)
     assert "warn" in row and "capped" in row
     assert f"{profiles['profiles'][0]['slug']} (64T)" in proc.stdout
-    assert "profile memory" not in proc.stdout.splitlines()[-1]
+    assert "profile memory" not in summary(proc)
 
 
 def test_port_option_checks_the_port_up_would_use(work):
@@ -120,7 +125,7 @@ def test_the_running_hubs_own_port_is_not_a_problem_but_another_sites_is(work):
         theirs = doctor(write(work, hub.port), env=wide)
         other_port = doctor(hub.config_path, "--port", str(free_port()), env=wide)
     assert "ok" in port_row(ours) and f"127.0.0.1:{hub.port} is this site's running hub" in port_row(ours)
-    assert "port" not in ours.stdout.splitlines()[-1], ours.stdout
+    assert "port" not in summary(ours), ours.stdout
     assert "FAIL" in port_row(theirs) and "already in use by pid" in port_row(theirs)
     assert "not by this site's hub" in port_row(theirs) and theirs.returncode == 1
     assert "is free" in port_row(other_port)

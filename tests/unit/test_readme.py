@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from academy.schemadoc import markdown_reference
+from academy.config import markdown_reference
 from academy.probes import PROJECT_ROOT
 
 README = (PROJECT_ROOT / "README.md").read_text()

@@ -3,7 +3,8 @@
 Sub-commands: setup (root: grader account, exchange, roster), release, fetch and submit (students),
 collect, autograde (``--jobs N``, ``--backend local|slurm``), feedback, export, status.  Every command
 takes ``--course-dir``, ``--state-dir``, ``--exchange-dir`` and ``--db-url`` so tests and trainers can
-point it anywhere; errors are one clear line and a non-zero exit code.
+point it anywhere; errors are one clear line on stderr and a non-zero exit code (``academy.clitools``:
+1 when some students or submissions failed, 2 when a step was refused before it changed anything).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from academy import clitools
 from academy.course.layout import CourseLayout, LayoutError, check_id, resolve
 
 console = Console()
@@ -50,7 +52,7 @@ def cmd_setup(args) -> int:
     user = sandbox.ensure_account(args.grader_user)
     members = roster.Roster()
     if args.students:
-        members = roster.from_list(args.students)
+        members = roster.from_list(",".join(args.students))
     elif args.hub_group:
         members = roster.from_hub(args.hub_url, args.hub_group)
     prefix = _account_prefix(args)
@@ -71,8 +73,8 @@ def cmd_setup(args) -> int:
     if members.instructors:
         console.print(f"instructors (no student folder): {', '.join(members.instructors)}")
     for student in skipped:
-        console.print(f"[red]no Unix account {student!r}: no exchange folder made[/]")
-    return 1 if skipped else 0
+        clitools.error(args, f"no Unix account {student!r}: no exchange folder made")
+    return clitools.failed(args, f"{len(skipped)} student(s) without an exchange folder") if skipped else clitools.OK
 
 
 def _make_local_accounts(args, students: list[str], prefix: str) -> list[str]:
@@ -121,9 +123,9 @@ def cmd_collect(args) -> int:
     layout = _layout(args)
     layout.ensure()
     check_id(args.assignment, "assignment")
-    students = args.students.split(",") if args.students else inbound_students(layout)
+    students = args.students or inbound_students(layout)
     table = Table("student", "submitted at (system time)", "files", title=f"collect {args.assignment}")
-    errors = 0
+    errors = []
     with _progress() as bar:
         task = bar.add_task("collecting", total=len(students))
         for student in students:
@@ -133,11 +135,13 @@ def cmd_collect(args) -> int:
                 if receipt:
                     table.add_row(student, receipt.submitted_at, str(len(receipt.files)))
             except ExchangeError as exc:
-                errors += 1
+                errors.append(student)
                 table.add_row(student, f"[red]{exc}[/]", "")
             bar.advance(task)
     console.print(table)
-    return 1 if errors else 0
+    if errors:
+        return clitools.failed(args, f"{len(errors)} submission(s) not collected: {', '.join(errors)}")
+    return clitools.OK
 
 
 def _settings(args) -> dict:
@@ -162,7 +166,7 @@ def cmd_autograde(args) -> int:
     from academy.course.autograde import AutogradeRequest, autograde
     layout = _layout(args)
     request = AutogradeRequest(assignment=args.assignment, jobs=args.jobs, backend=args.backend,
-                               students=args.students.split(",") if args.students else [],
+                               students=args.students,
                                settings=_settings(args))
     with _progress() as bar:
         task = bar.add_task(f"autograde {args.assignment} ({args.backend}, {args.jobs} jobs)", total=None)
@@ -177,7 +181,10 @@ def cmd_autograde(args) -> int:
     console.print(table)
     failed = sum(r.status != "graded" for r in done)
     console.print(f"{len(done) - failed} graded, {failed} failed (failed submissions score 0 and are flagged)")
-    return 0
+    if failed:
+        names = ", ".join(r.student for r in done if r.status != "graded")
+        return clitools.failed(args, f"{failed} of {len(done)} submission(s) failed to grade: {names}")
+    return clitools.OK
 
 
 def cmd_feedback(args) -> int:
@@ -190,7 +197,10 @@ def cmd_feedback(args) -> int:
     for r in results:
         table.add_row(r.student, r.status, r.message)
     console.print(table)
-    return 1 if any(r.status in {"failed", "withheld"} for r in results) else 0
+    missed = [f"{r.student} ({r.status})" for r in results if r.status in {"failed", "withheld"}]
+    if missed:
+        return clitools.failed(args, f"no feedback returned for {len(missed)} student(s): {', '.join(missed)}")
+    return clitools.OK
 
 
 def cmd_export(args) -> int:
@@ -234,8 +244,7 @@ def _run(func):
             return func(args)
         except (LayoutError, ExchangeError, ReleaseError, RosterError, SandboxError, PermissionError,
                 FileNotFoundError) as exc:
-            console.print(f"[red]error:[/] {exc}")
-            return 2
+            return clitools.refused(args, str(exc))
     return wrapped
 
 
@@ -250,7 +259,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("setup", help="root: create the grader account, exchange folders and roster")
     p.add_argument("--grader-user", default="academy-grader", help="unprivileged account that runs student code")
-    p.add_argument("--students", help="comma-separated student ids (instead of a hub group)")
+    clitools.list_option(p, "--students", metavar="ID", help="student ids (instead of a hub group)")
     p.add_argument("--hub-group", help="hub group whose members are the students")
     p.add_argument("--hub-url", default="http://127.0.0.1:8000", help="hub base URL for --hub-group")
     p.add_argument("--account-prefix", help="students' Unix accounts are PREFIX+id (default: 'acad-' when the "
@@ -274,18 +283,18 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("collect", help="root: copy submissions in with a system-taken timestamp")
     p.add_argument("assignment")
-    p.add_argument("--students", help="comma-separated ids (default: everyone with an exchange folder)")
+    clitools.list_option(p, "--students", metavar="ID", help="student ids (default: everyone with an exchange folder)")
     p.set_defaults(func=_run(cmd_collect))
 
     p = sub.add_parser("autograde", help="grade collected submissions in parallel, sandboxed")
     p.add_argument("assignment")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    p.add_argument("--jobs", type=clitools.positive_int, default=os.cpu_count() or 1, help="submissions graded at once")
     p.add_argument("--backend", choices=["local", "slurm"], default="local",
                    help="local process pool (default) or a Slurm job array")
-    p.add_argument("--students", help="comma-separated ids (default: every collected submission)")
-    p.add_argument("--cell-timeout", type=int, help="seconds per cell (nbgrader Execute.timeout)")
-    p.add_argument("--notebook-timeout", type=int, help="wall-clock seconds per notebook")
-    p.add_argument("--memory-mb", type=int, help="memory limit of each kernel in MiB")
+    clitools.list_option(p, "--students", metavar="ID", help="student ids (default: every collected submission)")
+    p.add_argument("--cell-timeout", type=clitools.positive_int, help="seconds per cell (nbgrader Execute.timeout)")
+    p.add_argument("--notebook-timeout", type=clitools.positive_int, help="wall-clock seconds per notebook")
+    p.add_argument("--memory-mb", type=clitools.positive_int, help="memory limit of each kernel in MiB")
     p.add_argument("--sandbox-user", help="account that runs student code (default: academy-grader)")
     p.set_defaults(func=_run(cmd_autograde))
 
@@ -304,4 +313,4 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run(cmd_status))
 
     p = sub.add_parser("cleanup", help="remove sandbox folders and cgroups a killed grading run left (root)")
-    p.set_defaults(func=cmd_cleanup)
+    p.set_defaults(func=_run(cmd_cleanup))

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+from academy import clitools
 from academy.curriculum import discover, lint
 from academy.curriculum.results import RunOptions, Status, Target
 
@@ -18,26 +19,6 @@ DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 KERNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # what jupyter_client accepts as a kernelspec name
 # Set by their own flags so a run's mode is always explicit in its report.
 RESERVED_PARAMETERS = {"smoke": "--smoke/--full", "device": "--device"}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be more than 0 seconds")
-    return value
 
 
 def _parameter(text: str) -> tuple[str, object]:
@@ -85,14 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     test = actions.add_parser("test", help="run notebooks in parallel through papermill and check they pass and are clean")
     common(test)
-    test.add_argument("-j", "--jobs", type=_positive_int, default=os.cpu_count() or 1, help="notebooks run at once (default: CPU count)")
-    test.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds per notebook before its kernel is killed (default: 300)")
+    test.add_argument("-j", "--jobs", type=clitools.positive_int, default=os.cpu_count() or 1, help="notebooks run at once (default: CPU count)")
+    test.add_argument("--timeout", type=clitools.positive_float, default=300.0, help="seconds per notebook before its kernel is killed (default: 300)")
     mode = test.add_mutually_exclusive_group()
     mode.add_argument("--smoke", dest="smoke", action="store_true", default=None, help="tiny CI-sized run (default when CI=true)")
     mode.add_argument("--full", dest="smoke", action="store_false", help="realistic sizes, for a GPU node")
     test.add_argument("-p", "--parameter", dest="parameters", action="append", type=_parameter, default=[], metavar="NAME=VALUE", help="extra notebook parameter (repeatable)")
     test.add_argument("--device", type=_device, default=None, help="device parameter: auto, cpu, cuda, cuda:N (default: the notebook's 'auto')")
-    test.add_argument("--threads", type=_positive_int, default=None, help="BLAS/OpenMP threads per kernel (default: CPU count / jobs)")
+    test.add_argument("--threads", type=clitools.positive_int, default=None, help="BLAS/OpenMP threads per kernel (default: CPU count / jobs)")
     rules = test.add_mutually_exclusive_group()
     rules.add_argument("--lint", dest="lint", action="store_true", default=None, help="apply the Academy's skeleton and clean rules to every notebook, not only the curriculum's")
     rules.add_argument("--no-lint", dest="lint", action="store_false", default=None, help="skip the clean/skeleton checks (for edited copies; CI keeps them)")
@@ -126,11 +107,11 @@ def _chosen(args: argparse.Namespace, console) -> list[Target] | None:
             targets += [Target(nb, nb.stem, True) for nb in lessons if not discover.excluded(nb.name, args.exclude)]
     except (FileNotFoundError, ValueError) as exc:
         hint = " (and no file or folder of that name exists)" if names and "matches" in str(exc) else ""
-        console.print(f"[red]error:[/] {exc}{hint}")
+        clitools.error(args, f"{exc}{hint}")
         return None
     unique = list({t.path.resolve(): t for t in targets}.values())
     if not unique:
-        console.print(f"[red]error:[/] no notebooks in {', '.join(map(str, paths)) or directory}")
+        clitools.error(args, f"no notebooks in {', '.join(map(str, paths)) or directory}")
         return None
     return unique
 
@@ -145,7 +126,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     console = Console()
     notebooks = _chosen(args, console)
     if notebooks is None:
-        return 2
+        return clitools.REFUSED
     smoke = in_ci() if args.smoke is None else args.smoke
     parameters = dict(args.parameters)
     parameters["smoke"] = smoke
@@ -207,7 +188,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             order = {t.name: i for i, t in enumerate(notebooks)}
             done = sorted(finished, key=lambda r: order.get(r.name, 0))
             report.write_junit(args.junit, done, time.monotonic() - started)
-            console.print(f"[red]interrupted[/]: {len(done)} of {len(notebooks)} notebook(s) finished; JUnit report: {args.junit}")
+            clitools.error(args, f"interrupted: {len(done)} of {len(notebooks)} notebook(s) finished; JUnit report: {args.junit}")
             raise
         finally:
             if main_thread:
@@ -216,7 +197,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     report.print_report(console, results, wall, mode, "Curriculum" if all(t.house for t in notebooks) else "Notebooks")
     report.write_junit(args.junit, results, wall)
     console.print(f"JUnit report: {args.junit}")
-    return 0 if all(r.status is Status.PASS for r in results) else 1
+    bad = [f"{r.name} ({r.status.value})" for r in results if r.status is not Status.PASS]
+    if bad:
+        return clitools.failed(args, f"{len(bad)} of {len(results)} notebook(s) did not pass: {', '.join(bad)}")
+    return clitools.OK
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
@@ -225,7 +209,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
     console = Console()
     notebooks = _chosen(args, console)
     if notebooks is None:
-        return 2
+        return clitools.REFUSED
     bad = 0
     for target in notebooks:
         # House rules for the curriculum; for a trainer's notebook only what a regression run needs.
@@ -239,7 +223,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
             for problem in problems:
                 console.print(f"  • {problem}")
     console.print(f"{len(notebooks) - bad} of {len(notebooks)} notebook(s) clean (and, for the curriculum, on skeleton)")
-    return 1 if bad else 0
+    return clitools.failed(args, f"{bad} notebook(s) not clean or off skeleton") if bad else clitools.OK
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -248,12 +232,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
     console = Console()
     notebooks = _chosen(args, console)
     if notebooks is None:
-        return 2
+        return clitools.REFUSED
     for target in notebooks:
         try:
             changed = lint.strip_file(target.path, ids=target.house)
         except ValueError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            return 1
+            return clitools.failed(args, str(exc))
         console.print(f"{'cleaned' if changed else 'already clean'}: {target.name}")
     return 0

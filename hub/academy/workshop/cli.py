@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from academy import clitools
 from academy.workshop import actions
 from academy.workshop.forms import InvalidRequest, Problem, WorkshopRequest, parse_time, split_names
 
@@ -19,7 +20,7 @@ def _ctx(args) -> actions.Context:
 
     cfg = load_config(args.config)
     if not actions.token_file(cfg).exists():
-        raise SystemExit("academy workshop: no service token in the state directory; start the hub with `academy up` first")
+        raise clitools.Refused("no service token in the state directory; start the hub with `academy up` first")
     return actions.make_context(cfg)
 
 
@@ -140,7 +141,8 @@ def cmd_coursework(args) -> int:
     results = act(ctx, _actor(args, ctx), args.slug, echo=print, **extra)
     if args.workshop_command == "export":
         print(f"export in {coursework.export_dir(ctx, args.slug)}")
-    return 1 if any(r.status in ("failed", "withheld") for r in results) else 0
+    missed = [f"{r.student} ({r.status})" for r in results if r.status in ("failed", "withheld")]
+    return clitools.failed(args, f"{len(missed)} failed: {', '.join(missed)}") if missed else clitools.OK
 
 
 def _run(func):
@@ -149,12 +151,10 @@ def _run(func):
             return func(args)
         except InvalidRequest as exc:
             for p in exc.problems:
-                print(f"academy workshop: {p.field}: {p.message}", file=sys.stderr)
-            print("academy workshop: nothing was created or changed", file=sys.stderr)
-            return 2
+                clitools.error(args, f"{p.field}: {p.message}")
+            return clitools.refused(args, "nothing was created or changed")
         except actions.HubError as exc:
-            print(f"academy workshop: {exc}", file=sys.stderr)
-            return 1
+            return clitools.failed(args, str(exc))
     return run
 
 
@@ -167,14 +167,14 @@ def register(subparsers) -> None:
     c.add_argument("--title", required=True)
     c.add_argument("--start", required=True, help="YYYY-MM-DDTHH:MM, Europe/Amsterdam")
     c.add_argument("--end", required=True, help="YYYY-MM-DDTHH:MM, Europe/Amsterdam")
-    c.add_argument("--profile", action="append", default=[], help="profile slug participants may use (repeatable)")
+    clitools.list_option(c, "--profile", metavar="SLUG", help="profile slug participants may use")
     c.add_argument("--reservation", default="")
     c.add_argument("--trainer-group", default="")
     c.add_argument("--participant-group", default="")
-    c.add_argument("--participants", type=int, default=0, help="number of new <slug>-NN local accounts")
-    c.add_argument("--user", action="append", default=[], help="existing hub user(s), comma separated (repeatable)")
-    c.add_argument("--lesson", action="append", default=[], help="NAME or NAME@YYYY-MM-DDTHH:MM (repeatable)")
-    c.add_argument("--assignment", action="append", default=[], help="NAME or NAME@YYYY-MM-DDTHH:MM (repeatable)")
+    c.add_argument("--participants", type=clitools.non_negative_int, default=0, help="number of new <slug>-NN local accounts")
+    clitools.list_option(c, "--user", metavar="USERNAME", help="existing hub user(s)")
+    clitools.list_option(c, "--lesson", metavar="NAME[@TIME]", help="NAME or NAME@YYYY-MM-DDTHH:MM")
+    clitools.list_option(c, "--assignment", metavar="NAME[@TIME]", help="NAME or NAME@YYYY-MM-DDTHH:MM")
     c.add_argument("--json", action="store_true", help="print the new credentials as JSON")
     c.set_defaults(func=_run(cmd_create))
     ls = sub.add_parser("list", help="list workshops")
@@ -185,16 +185,16 @@ def register(subparsers) -> None:
     sh.set_defaults(func=_run(cmd_show))
     pa = sub.add_parser("participants", help="list, add or remove participants")
     pa.add_argument("slug")
-    pa.add_argument("--add", type=int, default=0, help="number of new <slug>-NN local accounts")
-    pa.add_argument("--user", action="append", default=[], help="existing hub user(s) to add, comma separated")
+    pa.add_argument("--add", type=clitools.non_negative_int, default=0, help="number of new <slug>-NN local accounts")
+    clitools.list_option(pa, "--user", metavar="USERNAME", help="existing hub user(s) to add")
     pa.add_argument("--group", help="add every member of this hub (SSO) group")
-    pa.add_argument("--remove", action="append", default=[], metavar="USERNAME")
+    clitools.list_option(pa, "--remove", metavar="USERNAME", help="participant(s) to remove")
     pa.add_argument("--json", action="store_true")
     pa.set_defaults(func=_run(cmd_participants))
     rl = sub.add_parser("release", help="release lessons or assignments of a workshop now")
     rl.add_argument("slug")
-    rl.add_argument("--lesson", action="append", default=[])
-    rl.add_argument("--assignment", action="append", default=[])
+    clitools.list_option(rl, "--lesson", metavar="NAME", help="lesson to release now")
+    clitools.list_option(rl, "--assignment", metavar="NAME", help="assignment to release now")
     rl.add_argument("--due", action="store_true", help="everything whose release time has come")
     rl.set_defaults(func=_run(cmd_release))
     for step, text in (("collect", "collect participants' submissions"), ("autograde", "autograde collected submissions"),
@@ -204,7 +204,7 @@ def register(subparsers) -> None:
         if step != "export":
             cw.add_argument("--assignment", help="one assignment of the workshop (default: every released one)")
         if step == "autograde":
-            cw.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
+            cw.add_argument("--jobs", type=clitools.positive_int, default=2, help="submissions graded at once")
         cw.set_defaults(func=_run(cmd_coursework))
     from academy.workshop import lifecycle_cli  # warmstart, teardown, purge
     lifecycle_cli.register(sub, _run)

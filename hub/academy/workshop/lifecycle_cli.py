@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from academy import clitools
 from academy.workshop import lifecycle
 
 
@@ -25,19 +26,20 @@ def cmd_warmstart(args) -> int:
         print(json.dumps(rows))
     for row in [] if args.json else rows:
         print(f"{row['username']}\t{row['state']}\t{row['reason']}")
-    return 1 if any(r["state"] == "failed" for r in rows if not args.retry or r["username"] in args.retry) else 0
+    failed = [r["username"] for r in rows if r["state"] == "failed" and (not args.retry or r["username"] in args.retry)]
+    return clitools.failed(args, f"{len(failed)} server(s) did not start: {', '.join(failed)}") if failed else clitools.OK
 
 
-def _report(outcome: lifecycle.Outcome, what: str, slug: str) -> int:
+def _report(args, outcome: lifecycle.Outcome, what: str, slug: str) -> int:
     if outcome.already:
         print(f"{slug}: {what} had finished already")
     elif outcome.complete:
         print(f"{slug}: {what} complete")
     else:
-        print(f"{slug}: {what} incomplete; run it again after fixing:")
         for failure in outcome.failures:
-            print(f"  {failure}")
-    return 0 if outcome.complete else 1
+            clitools.error(args, f"{slug}: {failure}")
+        return clitools.failed(args, f"{slug}: {what} incomplete; run it again after fixing the above")
+    return clitools.OK
 
 
 def cmd_teardown(args) -> int:
@@ -45,7 +47,7 @@ def cmd_teardown(args) -> int:
 
     ctx = _ctx(args)
     _workshop(ctx, args.slug)
-    return _report(asyncio.run(lifecycle.teardown(ctx, _actor(args, ctx), args.slug)), "teardown", args.slug)
+    return _report(args, asyncio.run(lifecycle.teardown(ctx, _actor(args, ctx), args.slug)), "teardown", args.slug)
 
 
 def cmd_purge(args) -> int:
@@ -53,14 +55,14 @@ def cmd_purge(args) -> int:
 
     ctx = _ctx(args)
     _workshop(ctx, args.slug)
-    return _report(asyncio.run(lifecycle.purge(ctx, _actor(args, ctx), args.slug)), "purge", args.slug)
+    return _report(args, asyncio.run(lifecycle.purge(ctx, _actor(args, ctx), args.slug)), "purge", args.slug)
 
 
 def register(sub, wrap) -> None:
     """Add the subcommands to ``academy workshop``; ``wrap`` turns refusals into clear exit codes."""
     w = sub.add_parser("warmstart", help="start the participants' own servers now (or retry failed ones)")
     w.add_argument("slug")
-    w.add_argument("--retry", action="append", default=[], metavar="USERNAME", help="only this participant (repeatable)")
+    clitools.list_option(w, "--retry", metavar="USERNAME", help="only this participant")
     w.add_argument("--status", action="store_true", help="show the warm start's progress; start nothing")
     w.add_argument("--json", action="store_true")
     w.set_defaults(func=wrap(cmd_warmstart))

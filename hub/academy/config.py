@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from academy import clitools
 from academy.probes import PROJECT_ROOT
 from academy.siteconfig import DEFAULTS, load_config, redacted
 from academy.validation import ConfigError, load_schema
@@ -63,8 +63,7 @@ def _check(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"academy config: {exc}", file=sys.stderr)
-        return 2
+        return clitools.refused(args, str(exc))
     if args.show:
         print(json.dumps(redacted(cfg), indent=2))
     print(f"academy config: {cfg['_source']} is valid ({cfg['backend']} backend)")
