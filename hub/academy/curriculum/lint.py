@@ -249,7 +249,7 @@ def _lesson_imports(nb: dict[str, Any]) -> tuple[dict[str, str], list[tuple[int,
         tree = _module(source(cell)) if cell.get("cell_type") == "code" else None
         for node in ast.walk(tree) if tree else []:
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == LESSONS_PACKAGE:
-                aliases.update((a.asname or a.name, a.name) for a in node.names)
+                aliases.update((a.asname or a.name, a.name) for a in node.names if a.name != "*")
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(LESSONS_PACKAGE + "."):
                 taken += [(i, node.module.split(".")[1], a.name) for a in node.names]
             elif isinstance(node, ast.Import):
