@@ -175,6 +175,8 @@ def test_a_notebook_without_its_lesson_module_is_named(tmp_path):
     _with_lessons(tmp_path, {"n03_other": LESSON_SOURCE})
     problems = problems_of(tmp_path, skeleton(7))
     assert "no lesson module academy_lessons.n07_synthetic: add lessons/n07_synthetic.py" in problems
+    importing = problems_of(tmp_path, _lesson_notebook("value = 1 + 1"))
+    assert [p for p in importing if "academy_lessons" in p] == ["no lesson module academy_lessons.n07_synthetic: add lessons/n07_synthetic.py"]
 
 
 def test_a_lesson_name_the_module_does_not_define_is_named(tmp_path):

@@ -262,9 +262,11 @@ def lesson_problems(nb: dict[str, Any], filename: str, lessons_dir: Path) -> lis
     """Notebook ``NN_slug`` has and imports ``academy_lessons.nNN_slug``, and every ``lesson.X`` it names exists there."""
     problems: list[str] = []
     aliases, taken = _lesson_imports(nb)
+    missing_own = ""
     if NOTEBOOK_RE.match(filename):
         own = "n" + filename.removesuffix(".ipynb")
         if not (lessons_dir / f"{own}.py").is_file():
+            missing_own = own
             problems.append(f"no lesson module {LESSONS_PACKAGE}.{own}: add {lessons_dir.name}/{own}.py")
         elif own not in aliases.values():
             problems.append(f"does not import its lesson module: from {LESSONS_PACKAGE} import {own} as lesson")
@@ -275,7 +277,7 @@ def lesson_problems(nb: dict[str, Any], filename: str, lessons_dir: Path) -> lis
             known[module] = module_names(path)
         elif (lessons_dir / module / "__init__.py").is_file():
             known[module] = None  # a sub-package: its names are not checked
-        else:
+        elif module != missing_own:  # already reported as the notebook's missing module
             problems.append(f"imports {LESSONS_PACKAGE}.{module}, which does not exist ({lessons_dir.name}/{module}.py)")
     uses = list(taken)
     for i, cell in enumerate(nb.get("cells", [])):
