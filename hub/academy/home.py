@@ -3,7 +3,8 @@
 A manifest (``.academy-curriculum.json`` in the target folder) records the hash of each
 file as delivered. On every spawn a file is copied when it is missing (so deleting a
 lesson restores it, as nbgitpuller does), updated when the user left it untouched and
-the curriculum changed, and left alone when the user edited it. When the hub is root
+the curriculum changed, and left alone when the user edited it. The lesson code beside the
+notebooks (``lessons/``: checkers and solutions) is never delivered. When the hub is root
 the copy runs as the user (``python -m academy.home``), so a symlink planted in the
 home cannot redirect a root-owned write.
 """
@@ -20,6 +21,9 @@ from pathlib import Path
 
 MANIFEST = ".academy-curriculum.json"
 SKIP_PARTS = {".ipynb_checkpoints", "__pycache__"}
+# Top-level folders of a curriculum for its authors, never delivered: ``lessons/`` is the lesson
+# code (installed as ``academy_lessons``), every exercise's checker and solution.
+AUTHOR_ONLY = frozenset({"lessons"})
 
 
 @dataclass
@@ -40,7 +44,17 @@ def _source_files(source: Path) -> list[Path]:
         p.relative_to(source)
         for p in source.rglob("*")
         if p.is_file() and not p.is_symlink() and not (SKIP_PARTS & set(p.parts)) and not p.name.startswith(".")
+        and p.relative_to(source).parts[0] not in AUTHOR_ONLY
     )
+
+
+def author_only(source: Path, path: Path) -> bool:
+    """Whether ``path`` is, or lies in, a folder of the curriculum ``source`` that is never delivered."""
+    try:
+        rel = Path(path).resolve().relative_to(Path(source).resolve())
+    except ValueError:
+        return False
+    return bool(rel.parts) and rel.parts[0] in AUTHOR_ONLY
 
 
 def _safe_target(dest: Path, rel: Path) -> Path:

@@ -290,12 +290,12 @@ def test_every_lesson_hint_and_solution_renders_as_written():
     import pkgutil
     import re
 
-    import academy.learn.lessons as lessons
+    import academy_lessons as lessons
     from academy.learn.widgets import markdown_html
 
     texts = []
     for info in pkgutil.iter_modules(lessons.__path__):
-        module = importlib.import_module(f"academy.learn.lessons.{info.name}")
+        module = importlib.import_module(f"academy_lessons.{info.name}")
         texts += [(info.name, ex.name, t) for ex in vars(module).values() if isinstance(ex, learn.Exercise)
                   for t in (ex.hint_text, ex.solution_text)]
     assert len(texts) > 40, "the lessons' exercises were not found"

@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from academy.learn.lessons import (
+from academy_lessons import (
     n00_welcome as l00,
     n01_python_numpy as l01,
     n02_pandas_data as l02,

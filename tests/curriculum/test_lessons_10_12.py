@@ -14,10 +14,10 @@ import pytest
 
 from _support import need
 from _lesson_support import one_torch_thread, outcome, progress  # noqa: F401 (autouse fixtures)
-from academy.learn.lessons import n10_evaluation as n10
-from academy.learn.lessons import n11_responsible_ai as n11
-from academy.learn.lessons import n12_ddp_train
-from academy.learn.lessons import n12_notebook_to_batch_job as n12
+from academy_lessons import n10_evaluation as n10
+from academy_lessons import n11_responsible_ai as n11
+from academy_lessons import n12_ddp_train
+from academy_lessons import n12_notebook_to_batch_job as n12
 
 # ---------------------------------------------------------------- 10 evaluation
 

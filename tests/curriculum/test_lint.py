@@ -135,3 +135,93 @@ def test_strip_makes_an_executed_notebook_clean_and_keeps_sources(tmp_path):
     before = path.read_text()
     assert lint.strip_file(path) is False and path.read_text() == before
     json.loads(before)
+
+
+# The lesson-module rule: notebook NN_slug imports academy_lessons.nNN_slug (notebooks/lessons/), and every
+# lesson.X it names is defined there. The rule reads lessons/ beside the notebook, never the installed package.
+LESSON_SOURCE = '''"""Lesson 07 support for the lint tests."""
+try:
+    import torch
+except ImportError:
+    torch = None
+
+STEPS = 3
+
+
+def check(answer):
+    return answer == 2
+
+
+class Helper:
+    pass
+'''
+
+
+def _with_lessons(tmp_path, modules):
+    (tmp_path / "lessons").mkdir()
+    (tmp_path / "lessons" / "__init__.py").write_text('"""Lessons."""\n')
+    for name, text in modules.items():
+        (tmp_path / "lessons" / f"{name}.py").write_text(text)
+
+
+def _lesson_notebook(content):
+    nb = skeleton(7, content=content)
+    nb.cells[5].source = "from academy_lessons import n07_synthetic as lesson\n" + nb.cells[5].source
+    return nb
+
+
+def test_a_notebook_without_its_lesson_module_is_named(tmp_path):
+    """Does a notebook whose lesson module is missing from lessons/ get a problem naming the module to add?"""
+    _with_lessons(tmp_path, {"n03_other": LESSON_SOURCE})
+    problems = problems_of(tmp_path, skeleton(7))
+    assert "no lesson module academy_lessons.n07_synthetic: add lessons/n07_synthetic.py" in problems
+    importing = problems_of(tmp_path, _lesson_notebook("value = 1 + 1"))
+    assert [p for p in importing if "academy_lessons" in p] == ["no lesson module academy_lessons.n07_synthetic: add lessons/n07_synthetic.py"]
+
+
+def test_a_lesson_name_the_module_does_not_define_is_named(tmp_path):
+    """Does `lesson.nonexistent` (or `from academy_lessons.m import missing`) fail, while names the module defines pass?"""
+    _with_lessons(tmp_path, {"n07_synthetic": LESSON_SOURCE})
+    nb = _lesson_notebook("lesson.check(2), lesson.STEPS, lesson.Helper(), lesson.torch\nlesson.nonexistent(2)")
+    nb.cells[7].source += "\nfrom academy_lessons.n07_synthetic import check, missing"
+    problems = problems_of(tmp_path, nb)
+    assert problems == [
+        "cell 7 (c07-07) names 'missing', which academy_lessons.n07_synthetic does not define",
+        "cell 7 (c07-07) names 'nonexistent', which academy_lessons.n07_synthetic does not define",
+    ]
+
+
+def test_a_notebook_must_import_its_own_lesson_and_only_existing_ones(tmp_path):
+    """Is a notebook that skips its own lesson module, or imports one that does not exist, reported?"""
+    _with_lessons(tmp_path, {"n07_synthetic": LESSON_SOURCE})
+    nb = skeleton(7)
+    nb.cells[5].source = "from academy_lessons import n99_gone as lesson\n" + nb.cells[5].source
+    problems = problems_of(tmp_path, nb)
+    assert "does not import its lesson module: from academy_lessons import n07_synthetic as lesson" in problems
+    assert "imports academy_lessons.n99_gone, which does not exist (lessons/n99_gone.py)" in problems
+
+
+def test_module_names_are_read_without_importing(tmp_path):
+    """Are a module's top-level names (under try/if too) read with ast, and a star import or __getattr__ left unchecked?"""
+    path = tmp_path / "n07_synthetic.py"
+    path.write_text(LESSON_SOURCE + "\nraise SystemExit('imported!')\n")
+    assert {"torch", "STEPS", "check", "Helper"} <= lint.module_names(path)
+    assert "answer" not in lint.module_names(path)
+    path.write_text("from math import *\n")
+    assert lint.module_names(path) is None
+    path.write_text("def __getattr__(name):\n    return name\n")
+    assert lint.module_names(path) is None
+
+
+def test_the_curriculum_passes_the_lesson_rule_and_the_rule_bites():
+    """Does every curriculum notebook have its lesson module and name only what it defines, and would a wrong name fail?"""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "notebooks"
+    notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    assert len(notebooks) >= 13
+    for path in notebooks:
+        nb = lint.load(path)
+        assert lint.lesson_problems(nb, path.name, folder / "lessons") == [], path.name
+        broken = json.loads(json.dumps(nb).replace("lesson.", "lesson.zz_"))
+        assert any("which academy_lessons.n" in p for p in lint.lesson_problems(broken, path.name, folder / "lessons")), path.name

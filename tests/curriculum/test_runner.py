@@ -257,3 +257,21 @@ def test_schedule_starts_longest_first(tmp_path):
     assert started == ["02_quick", "00_quick", "01_quick"]
     assert [r.name for r in results] == ["00_quick", "01_quick", "02_quick"]
     assert all(r.ok for r in results)
+
+
+def test_the_house_working_copy_lacks_the_lesson_code_as_a_home_does(tmp_path):
+    """Does a curriculum notebook run without lessons/ beside it (as in a learner's home), while a trainer's folder keeps its own lessons/?"""
+    from academy.curriculum.results import Target
+
+    probe = "import os\nseen = [os.path.exists(p) for p in ('lessons', 'data/lessons/notes.txt', 'data/numbers.txt')]"
+    for folder in ("notebooks", "course"):
+        (tmp_path / folder / "lessons").mkdir(parents=True)
+        (tmp_path / folder / "lessons" / "__init__.py").write_text("SOLUTION = 42\n")
+        (tmp_path / folder / "data" / "lessons").mkdir(parents=True)
+        (tmp_path / folder / "data" / "lessons" / "notes.txt").write_text("content that happens to sit in a folder called lessons")
+        (tmp_path / folder / "data" / "numbers.txt").write_text("1\n")
+    house = write(tmp_path / "notebooks", "00_home_like", skeleton(0, content=probe, learning_check="assert seen == [False, True, True], seen\nreport(n=1)"))
+    trainer = write(tmp_path / "course", "intro", skeleton(0, content=probe, learning_check="assert seen == [True, True, True], seen\nreport(n=1)"))
+    options = RunOptions(jobs=1, timeout=120, parameters={"smoke": True}, threads_per_job=1)
+    results = run_notebooks([Target(house, "00_home_like", True), Target(trainer, "intro.ipynb", False)], options)
+    assert [(r.name, r.status) for r in results] == [("00_home_like", Status.PASS), ("intro.ipynb", Status.PASS)], [r.summary() for r in results]

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-from academy.home import MANIFEST, sync_curriculum
+from academy.home import MANIFEST, author_only, sync_as_user, sync_curriculum
 
 
 @pytest.fixture
@@ -71,3 +72,58 @@ def test_planted_symlinks_are_refused(source, tmp_path):
     with pytest.raises(PermissionError, match="symlink"):
         sync_curriculum(source, dest)
     assert victim.read_text() == "do not touch"
+
+
+def test_the_lesson_code_never_reaches_a_home(source, tmp_path):
+    """Is the curriculum's lessons/ folder (checkers and solutions) left out, while a deeper folder of that name is content?"""
+    (source / "lessons").mkdir()
+    (source / "lessons" / "__init__.py").write_text('"""Lessons."""')
+    (source / "lessons" / "n01.py").write_text("SOLUTION = 42")
+    (source / "data" / "lessons").mkdir()
+    (source / "data" / "lessons" / "notes.txt").write_text("a data folder that happens to be called lessons")
+    dest = tmp_path / "home" / "academy"
+    report = sync_curriculum(source, dest)
+    assert sorted(report.copied) == ["01.ipynb", "data/corpus.txt", "data/lessons/notes.txt"]
+    assert not (dest / "lessons").exists()
+    assert sync_curriculum(source, dest).copied == []
+
+
+def test_a_home_copy_of_the_real_curriculum_has_notebooks_and_data_but_no_lesson_code(tmp_path):
+    """Does the real notebooks/ delivered by the child process (as a spawn runs it) bring every notebook and data file and no lessons/?"""
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    assert (notebooks / "lessons" / "__init__.py").is_file(), "the lesson package should live beside the notebooks"
+    dest = tmp_path / "ai-factory-academy"
+    report = sync_as_user(notebooks, dest)
+    delivered = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file() and p.name != MANIFEST}
+    assert delivered == set(report.copied)
+    assert {p.name for p in notebooks.glob("*.ipynb")} <= delivered and len(list(notebooks.glob("*.ipynb"))) >= 13
+    assert {f"data/{p.name}" for p in (notebooks / "data").iterdir()} <= delivered
+    assert not (dest / "lessons").exists() and not [d for d in delivered if d.endswith(".py")]
+
+
+def test_author_only_names_the_lesson_folder_and_what_is_in_it(tmp_path):
+    """Is a path in (or equal to) the curriculum's lessons/ recognised, and nothing else (data, notebooks, paths outside)?"""
+    base = tmp_path / "notebooks"
+    (base / "lessons").mkdir(parents=True)
+    assert author_only(base, base / "lessons") and author_only(base, base / "lessons" / "n00_welcome.py")
+    assert author_only(base, base / "data" / ".." / "lessons")
+    assert not author_only(base, base / "data") and not author_only(base, base / "00_welcome.ipynb")
+    assert not author_only(base, base) and not author_only(base, tmp_path / "lessons")
+
+
+def test_a_workshop_cannot_release_the_lesson_code(tmp_path):
+    """Does releasing "lessons" (or a path into it) as a workshop lesson fail with a clear problem before anything is copied?"""
+    from academy.workshop.actions import Context
+    from academy.workshop.forms import InvalidRequest
+    from academy.workshop.release import _release_lesson
+
+    base = tmp_path / "notebooks"
+    (base / "lessons").mkdir(parents=True)
+    (base / "data").mkdir()
+    (base / "lessons" / "n00_welcome.py").write_text("SOLUTION = 42")
+    ctx = Context({"curriculum": {"source": str(base), "target": "academy"}, "backend": "local"}, None, None)
+    for name in ("lessons", "lessons/", "./lessons", "data/../lessons"):
+        with pytest.raises(InvalidRequest) as err:
+            _release_lesson(ctx, None, name)
+        [problem] = err.value.problems
+        assert problem.field == "lessons" and "is the lesson code" in problem.message, name

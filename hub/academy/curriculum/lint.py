@@ -1,4 +1,4 @@
-"""Clean and skeleton checks for curriculum notebooks (``notebooks/NOTEBOOKS.md`` conventions), and stripping.
+"""Clean, skeleton and lesson-module checks for curriculum notebooks (``notebooks/NOTEBOOKS.md`` conventions), and stripping.
 
 Works on the notebook JSON directly, without nbformat, so linting all thirteen notebooks
 costs milliseconds and the runner's parent process stays light.
@@ -21,6 +21,9 @@ KERNEL_NAME = "python3"
 RUN_METADATA_KEYS = ("papermill", "execution")
 RUN_TAGS = ("injected-parameters", "papermill-error-cell-tag")
 _MAGIC_RE = re.compile(r"^\s*[%!]", re.MULTILINE)
+# The lesson code lives beside the notebooks (notebooks/lessons/) and is installed under this name.
+LESSONS_DIR = "lessons"
+LESSONS_PACKAGE = "academy_lessons"
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -213,13 +216,94 @@ def _learning_check_problems(cells: list[dict[str, Any]], where: dict[str, int])
     return problems
 
 
+def module_names(path: Path) -> set[str] | None:
+    """The top-level names a lesson module defines, read with ``ast`` (never imported: no torch to lint).
+
+    ``None`` when the names cannot be known statically (``import *`` or a module ``__getattr__``).
+    """
+    names = {"__name__", "__doc__", "__file__", "__spec__", "__path__", "__loader__", "__package__", "__dict__"}
+    pending = list(ast.parse(Path(path).read_text(encoding="utf-8")).body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(a.name == "*" for a in node.names):
+                return None
+            names.update(a.asname or a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            # Definitions under a top-level if/try (an optional import) are the module's too.
+            pending += [n for field in ("body", "orelse", "finalbody") for n in getattr(node, field, [])]
+            pending += [n for handler in getattr(node, "handlers", []) for n in handler.body]
+    return None if "__getattr__" in names else names
+
+
+def _lesson_imports(nb: dict[str, Any]) -> tuple[dict[str, str], list[tuple[int, str, str]]]:
+    """Aliases bound to lesson modules (``lesson`` → ``n01_python_numpy``), and names taken with ``from academy_lessons.m import x``."""
+    aliases: dict[str, str] = {}
+    taken: list[tuple[int, str, str]] = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        tree = _module(source(cell)) if cell.get("cell_type") == "code" else None
+        for node in ast.walk(tree) if tree else []:
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == LESSONS_PACKAGE:
+                aliases.update((a.asname or a.name, a.name) for a in node.names if a.name != "*")
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(LESSONS_PACKAGE + "."):
+                taken += [(i, node.module.split(".")[1], a.name) for a in node.names]
+            elif isinstance(node, ast.Import):
+                aliases.update((a.asname, a.name.split(".")[1]) for a in node.names
+                               if a.asname and a.name.startswith(LESSONS_PACKAGE + "."))
+    return aliases, taken
+
+
+def lesson_problems(nb: dict[str, Any], filename: str, lessons_dir: Path) -> list[str]:
+    """Notebook ``NN_slug`` has and imports ``academy_lessons.nNN_slug``, and every ``lesson.X`` it names exists there."""
+    problems: list[str] = []
+    aliases, taken = _lesson_imports(nb)
+    missing_own = ""
+    if NOTEBOOK_RE.match(filename):
+        own = "n" + filename.removesuffix(".ipynb")
+        if not (lessons_dir / f"{own}.py").is_file():
+            missing_own = own
+            problems.append(f"no lesson module {LESSONS_PACKAGE}.{own}: add {lessons_dir.name}/{own}.py")
+        elif own not in aliases.values():
+            problems.append(f"does not import its lesson module: from {LESSONS_PACKAGE} import {own} as lesson")
+    known: dict[str, set[str] | None] = {}
+    for module in sorted(set(aliases.values()) | {m for _, m, _ in taken}):
+        path = lessons_dir / f"{module}.py"
+        if path.is_file():
+            known[module] = module_names(path)
+        elif (lessons_dir / module / "__init__.py").is_file():
+            known[module] = None  # a sub-package: its names are not checked
+        elif module != missing_own:  # already reported as the notebook's missing module
+            problems.append(f"imports {LESSONS_PACKAGE}.{module}, which does not exist ({lessons_dir.name}/{module}.py)")
+    uses = list(taken)
+    for i, cell in enumerate(nb.get("cells", [])):
+        tree = _module(source(cell)) if cell.get("cell_type") == "code" else None
+        uses += [(i, aliases[n.value.id], n.attr) for n in (ast.walk(tree) if tree else [])
+                 if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases
+                 and not isinstance(n.ctx, ast.Store)]
+    for i, module, name in uses:
+        names = known.get(module)
+        problem = f"{cell_label(i, nb['cells'][i])} names {name!r}, which {LESSONS_PACKAGE}.{module} does not define"
+        if names is not None and name != "*" and name not in names and problem not in problems:
+            problems.append(problem)
+    return problems
+
+
 def lint(path: Path) -> list[str]:
-    """All clean and skeleton problems of one notebook file (empty when it is fine)."""
+    """All clean and skeleton problems of one notebook file, and its lesson's when ``lessons/`` lies beside it."""
     try:
         nb = load(path)
     except ValueError as exc:
         return [str(exc)]
-    return clean_problems(nb) + skeleton_problems(nb, Path(path).name)
+    problems = clean_problems(nb) + skeleton_problems(nb, Path(path).name)
+    lessons_dir = Path(path).parent / LESSONS_DIR
+    if (lessons_dir / "__init__.py").is_file():
+        problems += lesson_problems(nb, Path(path).name, lessons_dir)
+    return problems
 
 
 def strip(nb: dict[str, Any], ids: bool = True) -> bool:

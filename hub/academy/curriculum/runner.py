@@ -29,6 +29,7 @@ import psutil
 from academy.curriculum import lint
 from academy.curriculum.collect import collect
 from academy.curriculum.results import CellError, NotebookResult, RunOptions, Status, Target
+from academy.home import AUTHOR_ONLY
 from academy.learn import PROGRESS_ENV
 
 WORKDIR_ENV = "ACADEMY_WORKDIR"
@@ -39,6 +40,19 @@ BUSY_CPU = 10.0  # percent of a core over a second: more than a process waiting 
 _SKIP = (".ipynb_checkpoints", "__pycache__", ".git", ".hg", ".svn")
 _COPY_IGNORE_HOUSE = shutil.ignore_patterns("*.ipynb", *_SKIP)
 _COPY_IGNORE = shutil.ignore_patterns(*_SKIP)
+
+
+def _copy_ignore(target: Target) -> Callable[[str, list[str]], set[str]]:
+    """What a working copy leaves out; the house's also lacks ``lessons/``, as a learner's home does."""
+    if not target.house:
+        return _COPY_IGNORE
+    top = target.path.parent
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = set(_COPY_IGNORE_HOUSE(folder, names))
+        return skipped | (AUTHOR_ONLY & set(names)) if Path(folder) == top else skipped
+
+    return ignore
 
 
 @dataclass
@@ -202,7 +216,7 @@ def _run_one(target: Target, options: RunOptions, active: _Active, on_start: Cal
         on_start(notebook)
     job = _Job(notebook, Path(tempfile.mkdtemp(prefix="academy-nb-")))
     try:
-        shutil.copytree(notebook.parent, job.cwd, ignore=_COPY_IGNORE_HOUSE if target.house else _COPY_IGNORE)
+        shutil.copytree(notebook.parent, job.cwd, ignore=_copy_ignore(target))
         started = time.monotonic()
         hang = _execute(job, options, active)
         seconds = time.monotonic() - started

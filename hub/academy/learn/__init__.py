@@ -1,8 +1,8 @@
 """Instant feedback for curriculum exercises: check, hint, solution, and a progress log.
 
 Modelled on Kaggle Learn's ``q1.check() / q1.hint() / q1.solution()``. A lesson's
-checks live in ``academy.learn.lessons.<lesson>`` so the notebook never shows the
-answer; the notebook only calls them. Feedback is printed as plain text (so it reads
+checks live in ``academy_lessons.<lesson>`` (``notebooks/lessons/``, beside the notebooks)
+so the notebook never shows the answer; the notebook only calls them. Feedback is printed as plain text (so it reads
 the same under papermill) and, in a live kernel, a Hint and a Solution button are
 shown as well.
 

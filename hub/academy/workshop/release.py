@@ -30,12 +30,15 @@ def _release_lesson(ctx: Context, workshop, name: str) -> str:
     from jupyterhub.spawner import set_user_setuid
 
     from academy.accounts import LOCAL_UNIX_PREFIX
-    from academy.home import sync_as_user
+    from academy.home import author_only, sync_as_user
 
     base = Path(ctx.cfg["curriculum"]["source"])
     source = next((c for c in (base / name, base / f"{name}.ipynb") if c.exists()), None)
     if source is None:
         raise InvalidRequest([Problem("lessons", f"no lesson {name!r} (notebook or folder) in {base}")])
+    if author_only(base, source):
+        raise InvalidRequest([Problem("lessons", f"{name!r} is the lesson code (checkers and solutions), not a lesson; "
+                                                 "it is never copied into homes")])
     if ctx.cfg["backend"] != "local" or os.geteuid() != 0:
         raise InvalidRequest([Problem("lessons", "releasing a lesson into homes needs the local backend with the hub as root; "
                                                  "on Slurm every spawn already delivers the curriculum")])

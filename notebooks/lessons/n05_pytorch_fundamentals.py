@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from academy.learn import exercise
-from academy.learn.lessons.n04_nn_from_scratch import spiral
+from academy_lessons.n04_nn_from_scratch import spiral
 
 NOTEBOOK = "05_pytorch_fundamentals"
 
