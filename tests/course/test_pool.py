@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from _support import exited
+from support.process import exited
 
 from academy.course import pool
 from academy.course.jobs import JobSpec
