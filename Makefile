@@ -19,7 +19,7 @@ APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
 help:
 	@echo "make up         install everything and start the hub on http://127.0.0.1:8000"
 	@echo "make test       install everything the tests need and run the whole suite"
-	@echo "make test-fast  unit tests only (no hub, Slurm, browser or kernels)"
+	@echo "make test-fast  every test that needs no hub, Slurm, browser or kernel"
 	@echo "make doctor     check the installation"
 	@echo "make lab        build the Academy JupyterLab extension (part of install)"
 	@echo "make bench      run the speed benchmarks (curriculum, autograde, spawn); results in benchmarks/results/"
@@ -73,8 +73,9 @@ test: install-test
 	./.ci/shared-access
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
+# Every test that needs no hub, Slurm, browser or kernel (markers from tests/conftest.py).
 test-fast: $(VENV)/.installed-test
-	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not hub and not slurm and not browser and not kernel" $(PYTEST_ARGS)
 
 # Speed goals, measured as ratios against a baseline in the same run (not part of `make test`).
 bench: bench-curriculum bench-autograde bench-spawn bench-session

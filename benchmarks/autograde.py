@@ -3,13 +3,13 @@
 Usage:  .venv/bin/python benchmarks/autograde.py [--submissions 40] [--jobs 2] [--assignment a1_numpy_foundations]
 
 Generates N submissions of one assignment with varied correctness (the golden solution, blank and partial
-cases of tests/course_golden.py, then answers with random subsets of cells left unanswered), places the
+cases of testbed/course_golden.py, then answers with random subsets of cells left unanswered), places the
 same files in two fresh state directories with the assignment released in both, and in one run grades
 one with stock `nbgrader autograde` (one process, serial, unsandboxed kernels) and the other with
 `academy course autograde --jobs N` (sandboxed kernels).  Both wall times include their CLI start-up.
 Prints a table, confirms identical scores per student and zero gradebook errors, and writes
 benchmarks/results/autograde.json.  Then (unless --no-hostile) it grades the hostile set of
-tests/course/test_grading_isolation.py with `--jobs 2` (``hostile_batch_seconds``) and checks that every
+testbed/hostile_submissions.py (the isolation tests' set) with `--jobs 2` (``hostile_batch_seconds``) and checks that every
 honest submission in it scored as it scores graded alone (``honest_scores_exact``).  Goal: >= 1.8x on 2 cores.  Needs root (the sandbox account).
 """
 from __future__ import annotations
@@ -31,9 +31,9 @@ RESULTS = REPO / "benchmarks" / "results" / "autograde.json"
 VENV_BIN = Path(sys.executable).parent
 GOAL = 1.8
 
-sys.path[:0] = [str(REPO / "hub"), str(REPO / "tests")]
+sys.path[:0] = [str(REPO / "hub"), str(REPO)]
 import nbformat  # noqa: E402
-import course_golden  # noqa: E402
+from testbed import course_golden  # noqa: E402
 from academy.course import layout as course_layout  # noqa: E402
 from academy.course import release  # noqa: E402
 from academy.course.grading.sandbox import ensure_account  # noqa: E402
@@ -119,9 +119,7 @@ def integrity(layout) -> str:
 def hostile_batch(base: Path) -> tuple[float, bool, dict]:
     """The isolation tests' hostile set (fork bomb, memory and scratch hogs, tampering, leaks, floods) next to
     honest submissions, graded with `--jobs 2`; honest scores are compared with each graded alone."""
-    sys.path.insert(0, str(REPO / "tests" / "course"))
-    import tiny_course
-    import test_grading_isolation as hostile
+    from testbed import hostile_submissions as hostile, tiny_course
     layouts = {}
     for name in ("hostile", "alone"):
         course = base / name / "course"

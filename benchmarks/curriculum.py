@@ -13,7 +13,7 @@ Goals: ours >= 1.7x faster than serial, no slower than nbmake, whole smoke track
 
 A foreign set follows (skip it with --skip-foreign, or run only it with --foreign-only): a
 generated notebook of 300 small cells (papermill's per-cell save made such notebooks
-quadratically slow), and the trainer's course tree of tests/curriculum/_foreign_nb.py (its
+quadratically slow), and the trainer's course tree of testbed/foreign_notebooks.py (its
 hanging notebook left out: it would only measure the time limit), each through ours
 ``--jobs 2`` (as a trainer runs it: folder paths, no parameters forced), serial papermill
 and ``pytest --nbmake -n 2``. Goal: ours no slower than nbmake on both.
@@ -43,9 +43,9 @@ GOAL_VS_SERIAL = 1.7
 GOAL_TRACK_S = 600.0
 
 sys.path.insert(0, str(REPO / "hub"))
-sys.path.insert(0, str(REPO / "tests" / "curriculum"))
+sys.path.insert(0, str(REPO))
 from academy.curriculum import discover, lint  # noqa: E402  (light: no papermill, no torch)
-from _foreign_nb import foreign_tree  # noqa: E402  (the same trainer tree the tests run)
+from testbed.foreign_notebooks import foreign_tree  # noqa: E402  (the same trainer tree the tests run)
 
 FOREIGN_LEFT_OUT = ["broken/hangs.ipynb", "drafts"]
 

@@ -44,8 +44,8 @@ from yarl import URL
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "load.json"
-sys.path[:0] = [str(REPO / "tests")]
-from hub_harness import HubProcess, shared_tmpdir  # noqa: E402
+sys.path[:0] = [str(REPO)]
+from testbed.hub import HubProcess, shared_tmpdir  # noqa: E402
 
 STAGES = ("login", "server", "kernel", "code", "stop")
 PROFILES = """profiles:

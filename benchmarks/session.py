@@ -34,8 +34,9 @@ from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "session.json"
-sys.path[:0] = [str(REPO / "tests")]
-from hub_harness import HubProcess, free_port, make_learner, remove_accounts, shared_tmpdir  # noqa: E402
+sys.path[:0] = [str(REPO)]
+from testbed.hub import HubProcess, free_port, make_learner, shared_tmpdir  # noqa: E402
+from testbed.accounts import remove_accounts  # noqa: E402
 
 
 def server_process(account: str) -> psutil.Process:

@@ -2,7 +2,7 @@
 
 Usage:  .venv/bin/python benchmarks/spawn.py [--runs 5] [--parallel 20] [--window 60] [--skip-stock]
 
-In one run (root; starts or reuses the cluster of tests/slurm_cluster.py):
+In one run (root; starts or reuses the cluster of testbed/slurm_cluster.py):
   (a) the floor, measured directly: ``sbatch`` of a trivial job until it runs, plus a bare
       ``jupyterhub-singleuser`` start until it answers HTTP (as the same Unix user, same hub API);
   (b) request-to-ready through our hub (REST API), ``--runs`` times, interleaved with the floor's
@@ -35,11 +35,11 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "spawn.json"
 VENV = REPO / ".venv"
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "slurm")]
-from hub_harness import HubProcess, free_port, shared_tmpdir  # noqa: E402
-from slurm_cluster import Cluster, ensure_user, start as start_cluster  # noqa: E402
+sys.path[:0] = [str(REPO)]
+from testbed.hub import HubProcess, free_port, shared_tmpdir  # noqa: E402
+from testbed.slurm_cluster import Cluster, ensure_user, start as start_cluster  # noqa: E402
 
-PROFILES = REPO / "tests" / "slurm" / "profiles.yaml"
+PROFILES = REPO / "testbed" / "slurm_profiles.yaml"
 COUNTED = ("squeue", "sacct", "sinfo", "sbatch", "scancel")
 
 

@@ -14,7 +14,7 @@ as in the browser. Then, as a stress figure, every warm participant logs in once
 session, ``--burst`` at the very same moment: each login's bcrypt check costs about 0.3 s of CPU
 (cost 12, kept on purpose), so on 2 cores a burst queues on the password checks.
 Part 2 (``--slurm N``, needs root and Slurm installed): the same with N + N participants on
-the Slurm backend, each a real Unix user, on tests/slurm_cluster.py's one-node cluster (started
+the Slurm backend, each a real Unix user, on testbed/slurm_cluster.py's one-node cluster (started
 here if it is not up, and stopped again afterwards). ``--slurm 0`` skips it.
 The results file is written after each part, so a part that fails keeps the other's figures.
 
@@ -239,8 +239,8 @@ def run_part(site: dict, n: int, profile: str, arrival: float, burst: int, prefi
 def slurm_part(n: int, arrival: float, burst: int) -> dict:
     if os.geteuid() != 0:
         return {"skipped": "needs root (jobs run as each participant's own Unix account)"}
-    sys.path.insert(0, str(REPO / "tests"))
-    import slurm_cluster
+    sys.path.insert(0, str(REPO))
+    from testbed import slurm_cluster
 
     cluster = slurm_cluster.Cluster()
     was_up = cluster.conf.exists() and slurm_cluster.controller_up(cluster)

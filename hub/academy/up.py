@@ -20,6 +20,7 @@ from pathlib import Path
 from academy import clitools, loadtest
 from academy.accounts import bootstrap_admin
 from academy.loadtest import is_loopback
+from academy.readyfile import write_ready_file
 from academy.configurer import state_path
 from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable
 from academy.probes import PROJECT_ROOT, find_proxy, free_port, port_in_use
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
             print("Press Ctrl-C to stop the hub and every server it started.", flush=True)
+            write_ready_file(args.ready_file, cfg, url=url, hub_pid=proc.pid, credential=credential)
         elif proc.poll() is None:
             print(f"academy up: the hub did not answer within {args.start_timeout} s; see {log_path}", file=sys.stderr)
             proc.terminate()
@@ -185,4 +187,6 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("up", help="start the hub in the foreground (Ctrl-C stops it)")
     p.add_argument("--port", type=clitools.port_number, help="public port (overrides hub.port)")
     p.add_argument("--start-timeout", type=clitools.positive_float, default=90, help="seconds to wait for the hub to answer")
+    p.add_argument("--ready-file", metavar="FILE",
+                   help="once the hub answers, write its URL, pid and first-run admin password to FILE as JSON (mode 0600)")
     p.set_defaults(func=run)

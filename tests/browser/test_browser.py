@@ -6,8 +6,9 @@ import os
 import pytest
 import requests
 
-from _support import need
-from hub_harness import REPO, make_learner, running_hub
+from support.skip import need
+from testbed.hub import REPO, make_learner
+from support.hub import running_hub
 
 pytestmark = pytest.mark.browser
 

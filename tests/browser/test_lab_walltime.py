@@ -11,7 +11,8 @@ import time
 import pytest
 import requests
 
-from hub_harness import make_learner, running_hub
+from testbed.hub import make_learner
+from support.hub import running_hub
 from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixture)
 
 pytestmark = pytest.mark.browser

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from hub_harness import _RUN, running_hub
+from testbed.hub import _RUN
+from support.hub import running_hub
 from test_browser import CHROMIUM, CHROMIUM_ARGS, browser, shot  # noqa: F401 (fixture)
-from workshop_support import admin_token, make_trainer, service_url, track
+from support.workshop import admin_token, make_trainer, service_url, track
 
 pytestmark = pytest.mark.browser
 
@@ -72,7 +73,7 @@ def test_trainer_creates_workshop_in_the_browser(hub, browser):  # noqa: F811
 def test_trainer_warm_starts_and_tears_down_in_the_browser(hub, browser):  # noqa: F811
     """In Chromium, does "Warm start now" show the participant's progress until running without a reload, and does
     "Tear down…" ask for confirmation, then show the report: server stopped, home archived, login disabled?"""
-    from workshop_support import post_form, sheet_credentials, workshop_form
+    from support.workshop import post_form, sheet_credentials, workshop_form
 
     trainer = make_trainer(hub, "brl")
     slug = f"brl{_RUN}"

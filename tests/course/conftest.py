@@ -1,18 +1,18 @@
-"""Fixtures for the course pipeline tests (helpers live in tests/pipeline_support.py).
+"""Fixtures for the course pipeline tests (helpers live in tests/support/course.py).
 
 - ``grader_account``: the real unprivileged ``academy-grader`` account (created with useradd if missing).
-- ``tiny``: a released copy of the generated tiny assignment (tests/tiny_course.py).
+- ``tiny``: a released copy of the generated tiny assignment (testbed/tiny_course.py).
 """
 from __future__ import annotations
 
 import pytest
-from _support import need
+from support.skip import need
 
 from academy.course import release
 from academy.course.grading.sandbox import ensure_account
 
-import tiny_course
-from pipeline_support import make_layout, sandbox_available
+from testbed import tiny_course
+from support.course import make_layout, sandbox_available
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 Unmarked tests read the source notebooks only (metadata, points, messages, config: seconds). Tests marked
 ``grading`` build a temporary nbgrader course on the real nbgrader API with course/nbgrader_config.py,
-release every assignment and autograde golden submissions (tests/course_golden.py) in real kernels.
+release every assignment and autograde golden submissions (testbed/course_golden.py) in real kernels.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from nbgrader.nbgraderformat import MetadataValidator
 from nbgrader.preprocessors import Execute, LimitOutput
 from traitlets.config import Config, PyFileConfigLoader
 
-from _support import need
-from course_golden import (ASSIGNMENTS, COURSE_DIR, COURSE_ID, GOLDEN_CASES, POINTS, SOURCE_DIR, GoldenCase,
+from support.skip import need
+from testbed.course_golden import (ASSIGNMENTS, COURSE_DIR, COURSE_ID, GOLDEN_CASES, POINTS, SOURCE_DIR, GoldenCase,
                            build_submission, make_submission, source_notebook)
 
 NAMES = [a.name for a in ASSIGNMENTS]

@@ -17,8 +17,9 @@ import pytest
 from academy.course import roster
 from academy.course.exchange import course_root
 
-from hub_harness import make_learner, running_hub
-from pipeline_support import make_layout, run_academy, shared_tiny_course
+from testbed.hub import make_learner
+from support.hub import running_hub
+from support.course import make_layout, run_academy, shared_tiny_course
 
 GROUP = "course-t1"
 

@@ -11,10 +11,10 @@ import subprocess
 
 import pytest
 import yaml
-from _support import need
+from support.skip import need
 
 from academy.course.exchange import course_root
-from pipeline_support import make_layout, run_academy, shared_tiny_course
+from support.course import make_layout, run_academy, shared_tiny_course
 
 pytestmark = pytest.mark.grading
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from _support import need
+from support.skip import need
 
 from academy.course.exchange import course_root
 
-import tiny_course
-from pipeline_support import make_layout, run_academy, shared_tiny_course
+from testbed import tiny_course
+from support.course import make_layout, run_academy, shared_tiny_course
 
 STUDENTS = ("academy-s1", "academy-s2")
 

@@ -18,8 +18,8 @@ from academy.course import exchange
 from academy.course.grading import limits
 from academy.course.autograde import AutogradeRequest, autograde
 
-import tiny_course
-from pipeline_support import place_submission, tiny_release_nb
+from testbed import tiny_course
+from support.course import place_submission, tiny_release_nb
 
 pytestmark = pytest.mark.grading
 GOOD = tiny_course.SOLUTIONS
@@ -41,7 +41,7 @@ def _deep_notebook(nb, depth: int) -> str:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, grader_account):
     from academy.course import release
-    from pipeline_support import make_layout
+    from support.course import make_layout
     base = tmp_path_factory.mktemp("fairness")
     tiny_course.write_source(base / "course")
     layout = make_layout(base / "course", base / "state")
@@ -129,8 +129,8 @@ def test_submit_refuses_an_oversized_folder_with_the_same_message(tmp_path, grad
     import shutil
     import subprocess
 
-    from _support import need
-    from pipeline_support import make_layout, run_academy, shared_tiny_course
+    from support.skip import need
+    from support.course import make_layout, run_academy, shared_tiny_course
     student = "academy-s1"
     need(shutil.which("runuser") is not None, "runuser (a real student account)")
     try:

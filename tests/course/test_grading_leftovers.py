@@ -11,8 +11,8 @@ import pytest
 
 from academy.course.grading import cleanup, limits
 
-import tiny_course
-from pipeline_support import VENV_BIN, place_submission, tiny_release_nb
+from testbed import tiny_course
+from support.course import VENV_BIN, place_submission, tiny_release_nb
 
 pytestmark = pytest.mark.grading
 

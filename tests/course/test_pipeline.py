@@ -12,9 +12,9 @@ from academy.course.autograde import AutogradeRequest, autograde
 from academy.course.grading.slurm import SlurmBackend
 from academy.course.grading.jobs import JobSpec
 
-import course_golden
-import tiny_course
-from pipeline_support import (A1, gradebook_rows, make_layout, place_submission, run_academy, scores, stock_autograde,
+from testbed import course_golden
+from testbed import tiny_course
+from support.course import (A1, gradebook_rows, make_layout, place_submission, run_academy, scores, stock_autograde,
                       tiny_release_nb, REPO)
 
 A1_CASES = course_golden.GOLDEN_CASES[A1]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from _support import exited
+from support.process import exited
 
 from academy.course.grading import pool
 from academy.course.grading.jobs import JobSpec

@@ -16,8 +16,8 @@ from academy.course import hidden
 from academy.course.autograde import AutogradeRequest, autograde
 from academy.course.feedback import feedback
 
-import tiny_course
-from pipeline_support import REPO, place_submission, tiny_release_nb
+from testbed import tiny_course
+from support.course import REPO, place_submission, tiny_release_nb
 
 CELL_TIMEOUT, NOTEBOOK_LIMIT = 5, 20
 GOOD = tiny_course.SOLUTIONS
@@ -85,7 +85,7 @@ def _snoop_code(paths: list[str]) -> str:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory, grader_account):
-    from pipeline_support import make_layout
+    from support.course import make_layout
     from academy.course import release
     base = tmp_path_factory.mktemp("hostile")
     tiny_course.write_source(base / "course")

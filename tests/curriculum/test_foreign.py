@@ -1,6 +1,6 @@
 """Does ``academy curriculum test PATH…`` run a trainer's own notebooks as they are: any names and folders, their own data, their own conventions?
 
-One module-scoped CLI run over the tree of ``_foreign_nb`` (real kernels) covers the
+One module-scoped CLI run over the tree of ``testbed/foreign_notebooks.py`` (real kernels) covers the
 expected outcome of every notebook; smaller runs check ``--require-clean``, ``--kernel``,
 ``--lint`` and that an interrupt still writes the JUnit report of what finished.
 """
@@ -21,9 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from _curriculum_nb import NOTEBOOKS
-from _foreign_nb import HANGS_CELL, RAISES_CELL, foreign_tree
-from _support import exited
+from support.notebooks import NOTEBOOKS
+from testbed.foreign_notebooks import HANGS_CELL, RAISES_CELL, foreign_tree
+from support.process import exited
 from academy.cli import main
 from academy.curriculum import discover
 from academy.curriculum.collect import collect

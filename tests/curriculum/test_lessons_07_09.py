@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from _lesson_support import DATA, not_attempted, one_torch_thread, outcome, progress  # noqa: F401 (autouse fixtures)
+from support.lessons import DATA, not_attempted, one_torch_thread, outcome, progress  # noqa: F401 (autouse fixtures)
 from academy_lessons import n07_cnn_vision as n07
 from academy_lessons import n08_tiny_gpt as n08
 from academy_lessons import n09_embeddings_retrieval as n09

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _support import need
-from _lesson_support import one_torch_thread, outcome, progress  # noqa: F401 (autouse fixtures)
+from support.skip import need
+from support.lessons import one_torch_thread, outcome, progress  # noqa: F401 (autouse fixtures)
 from academy_lessons import n10_evaluation as n10
 from academy_lessons import n11_responsible_ai as n11
 from academy_lessons import n12_ddp_train
@@ -274,7 +274,7 @@ def test_torchrun_two_gloo_ranks_end_with_identical_weights(tmp_path):
 def test_lesson_submits_to_real_slurm_and_reads_the_result(tmp_path, monkeypatch):
     """Does a job submitted with lesson.submit run on the real test cluster, reach COMPLETED, leave its log and result,
     and start without the submitting job's SLURM_* settings (which would make srun in the new job fail)?"""
-    import slurm_cluster
+    from testbed import slurm_cluster
 
     installed = all(shutil.which(t) or os.path.exists(f"/usr/sbin/{t}") for t in ("slurmctld", "slurmd", "munged", "sbatch"))
     need(installed and os.geteuid() == 0, "Slurm, munge and root for the one-node test cluster")

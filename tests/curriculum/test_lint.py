@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_output
 
-from _curriculum_nb import skeleton, write
+from support.notebooks import skeleton, write
 from academy.curriculum import lint
 
 

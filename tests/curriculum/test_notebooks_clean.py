@@ -6,8 +6,8 @@ import ast
 import nbformat
 import pytest
 
-from _curriculum_nb import EXPECTED, NOTEBOOKS
-from _support import need
+from support.notebooks import EXPECTED, NOTEBOOKS
+from support.skip import need
 from academy.curriculum import discover, lint
 
 FOUND = [p.stem for p in discover.curriculum_notebooks(NOTEBOOKS)] if NOTEBOOKS.is_dir() else []

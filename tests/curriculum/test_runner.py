@@ -18,7 +18,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_output
 
-from _curriculum_nb import skeleton, write
+from support.notebooks import skeleton, write
 from academy.cli import main
 from academy.curriculum import RunOptions, Status, discover, run_notebooks
 

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from _curriculum_nb import EXPECTED, NOTEBOOKS
-from _support import need
+from support.notebooks import EXPECTED, NOTEBOOKS
+from support.skip import need
 
 REPO = NOTEBOOKS.parent
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub_harness import Learner, make_learner, running_hub
+from testbed.hub import Learner, make_learner
+from support.hub import running_hub
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import sys
 import pytest
 import yaml
 
-from _support import need
-from hub_harness import REPO, free_port, proxy_available, running_hub, shared_tmpdir
+from support.skip import need
+from testbed.hub import REPO, free_port, shared_tmpdir
+from support.hub import proxy_available, running_hub
 
 pytestmark = pytest.mark.hub
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hub_harness import make_learner, running_hub
-from lab_support import terminal_run
+from testbed.hub import make_learner
+from support.hub import running_hub
+from support.lab import terminal_run
 
 pytestmark = pytest.mark.hub
 

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 import requests
 
-from _support import exited
-from hub_harness import REPO, free_port
+from support.process import exited
+from testbed.hub import REPO, free_port
 
 pytestmark = pytest.mark.hub
 

@@ -9,7 +9,9 @@ import pytest
 import requests
 import yaml
 
-from hub_harness import ACADEMY, CREATED, REPO, free_port, running_hub, shared_tmpdir
+from testbed.hub import ACADEMY, REPO, free_port, shared_tmpdir
+from testbed.accounts import CREATED
+from support.hub import running_hub
 
 pytestmark = pytest.mark.hub
 

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from academy.profiles import load_profiles
-from hub_harness import REPO, make_learner, running_hub
+from testbed.hub import REPO, make_learner
+from support.hub import running_hub
 
 pytestmark = pytest.mark.hub
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from _support import exited, need
+from support.process import exited
+from support.skip import need
 from academy.spawners.local import cgroups
-from hub_harness import make_learner, running_hub
-from lab_support import kernel_messages
+from testbed.hub import make_learner
+from support.hub import running_hub
+from support.lab import kernel_messages
 
 pytestmark = pytest.mark.hub
 

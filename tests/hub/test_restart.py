@@ -8,8 +8,10 @@ import subprocess
 import pytest
 import requests
 
-from _support import need
-from hub_harness import HubProcess, make_learner, proxy_available, remove_accounts, shared_tmpdir
+from support.skip import need
+from testbed.hub import HubProcess, make_learner, shared_tmpdir
+from support.hub import proxy_available
+from testbed.accounts import remove_accounts
 
 pytestmark = pytest.mark.hub
 

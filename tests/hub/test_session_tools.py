@@ -2,7 +2,7 @@
 
 A real hub and proxy, real learner Unix accounts (the local backend as root, in cgroups), real
 kernels over the Jupyter protocol and the real culler service.  GPU figures in the culling tests come
-from a stand-in NVML source (tests/standin_gpus.py), because this machine has no GPU and GPU
+from a stand-in NVML source (tests/support/gpus.py), because this machine has no GPU and GPU
 utilisation cannot be produced without one; it is switched on per learner through their own Jupyter
 config, never by production code.  PyPI (or the configured index) must be reachable for the env test.
 """
@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from _support import need
+from support.skip import need
 from academy.spawners.local import cgroups
-from hub_harness import REPO, make_learner, running_hub
-from lab_support import kernel_messages, kernel_output
+from testbed.hub import REPO, make_learner
+from support.hub import running_hub
+from support.lab import kernel_messages, kernel_output
 
 pytestmark = pytest.mark.hub
 
@@ -118,7 +119,7 @@ def use_standin_gpu(hub, who, utilization: float) -> None:
     for d in (home.parent, home, home / ".jupyter"):
         d.chmod(0o755)
     (home / ".jupyter" / "jupyter_server_config.json").write_text(json.dumps({"AcademyLabTools": {
-        "gpu_source_class": "standin_gpus.StandInGpus", "gpu_sample_seconds": 0.5}}))
+        "gpu_source_class": "support.gpus.StandInGpus", "gpu_sample_seconds": 0.5}}))
     (home / ".standin-gpus.json").write_text(json.dumps([{
         "name": "Stand-in H100", "uuid": "GPU-standin", "utilization_percent": utilization,
         "memory_used_bytes": 1 << 30, "memory_total_bytes": 80 << 30, "energy_millijoules": 1000.0}]))

@@ -10,7 +10,8 @@ import time
 import pytest
 import requests
 
-from hub_harness import make_learner, running_hub
+from testbed.hub import make_learner
+from support.hub import running_hub
 
 pytestmark = pytest.mark.hub
 

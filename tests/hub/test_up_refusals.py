@@ -11,8 +11,8 @@ import sys
 import pytest
 import yaml
 
-from _support import need
-from hub_harness import free_port, shared_tmpdir
+from support.skip import need
+from testbed.hub import free_port, shared_tmpdir
 
 pytestmark = pytest.mark.hub
 

@@ -9,8 +9,9 @@ import time
 import psutil
 import pytest
 
-from _support import exited
-from hub_harness import make_learner, running_hub
+from support.process import exited
+from testbed.hub import make_learner
+from support.hub import running_hub
 
 pytestmark = pytest.mark.hub
 

@@ -1,6 +1,6 @@
 """Course work from the workshop page against a real hub, real participants (Unix users), real nbgrader.
 
-One module-scoped hub grades the tiny course (tests/tiny_course.py): a trainer releases it, two
+One module-scoped hub grades the tiny course (testbed/tiny_course.py): a trainer releases it, two
 participants fetch and submit it as their own ``acad-`` accounts, and the trainer collects,
 autogrades, returns feedback and downloads the export through the service.
 """
@@ -20,12 +20,13 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
-from _support import need
+from support.skip import need
 
-import tiny_course
-from hub_harness import ACADEMY, REPO, _RUN, running_hub
-from pipeline_support import make_layout, run_academy, sandbox_available, shared_tiny_course
-from workshop_support import make_trainer, post_form, service_url, sheet_credentials, track, unix_account, workshop_form, xsrf
+from testbed import tiny_course
+from testbed.hub import ACADEMY, REPO, _RUN
+from support.hub import running_hub
+from support.course import make_layout, run_academy, sandbox_available, shared_tiny_course
+from support.workshop import make_trainer, post_form, service_url, sheet_credentials, track, unix_account, workshop_form, xsrf
 
 pytestmark = [pytest.mark.hub, pytest.mark.grading]
 
@@ -108,7 +109,7 @@ def graded(course_hub):
         _submit(hub, name, ans)
     # Someone outside the workshop has a collected submission and a gradebook entry: it must stay out of everything.
     from nbgrader.api import Gradebook
-    from pipeline_support import place_submission
+    from support.course import place_submission
     place_submission(hub.layout, "stranger", "t1", {"problems.ipynb": tiny_course.make_submission(
         hub.layout.step_dir("release", ".", "t1") / "problems.ipynb", tiny_course.SOLUTIONS)})
     with Gradebook(hub.layout.db_url) as gb:
@@ -127,7 +128,7 @@ def test_trainer_collects_autogrades_returns_feedback_and_downloads_the_export(c
         (f"{SLUG}-01", "collected"), (f"{SLUG}-02", "collected")]
     view = _run_action(trainer, hub, "autograde", jobs="2")
     assert view["status"]["done"] == view["status"]["total"] == 2
-    from pipeline_support import scores
+    from support.course import scores
     assert scores(hub.layout.db_url, "t1") == {n: tiny_course.expected_score(a) for n, a in answers.items()}
     assert not (hub.layout.reports_dir("t1") / "stranger.json").exists(), "a non-participant was graded"
     _run_action(trainer, hub, "feedback")
@@ -229,7 +230,7 @@ def test_final_grading_runs_every_step_and_can_run_again(course_hub, graded):
     """Does final_grading (what teardown calls) collect, grade, return feedback and export, and give the same result when run twice?"""
     from academy.siteconfig import load_config
     from academy.workshop import actions, coursework
-    from pipeline_support import scores
+    from support.course import scores
 
     hub, (_, _, answers) = course_hub, graded
     ctx = actions.make_context(load_config(str(hub.config_path)))

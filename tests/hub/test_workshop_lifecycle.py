@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from _support import need
-from hub_harness import ACADEMY, REPO, _RUN, make_learner, running_hub
-from workshop_support import admin_session, admin_token, post_form, service_url, sheet_credentials, track, unix_account, workshop_form
+from support.skip import need
+from testbed.hub import ACADEMY, REPO, _RUN, make_learner
+from support.hub import running_hub
+from support.workshop import admin_session, admin_token, post_form, service_url, sheet_credentials, track, unix_account, workshop_form
 from academy.workshop.homearchive import archive_path
 
 pytestmark = pytest.mark.hub
@@ -234,7 +235,7 @@ def lifecycle_torn_down(hub, slug: str) -> bool:
 def test_lifecycle_actions_are_for_the_workshops_own_trainers(hub):
     """Does another workshop's trainer get 403 on this one's warm start, teardown, purge and lifecycle API, a participant
     403 too, and a POST without the XSRF token 403, with nothing started or torn down?"""
-    from workshop_support import make_trainer, xsrf
+    from support.workshop import make_trainer, xsrf
 
     a, b = make_trainer(hub, "tla"), make_trainer(hub, "tlb")
     slug = f"wsz{_RUN}"

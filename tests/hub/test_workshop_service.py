@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from hub_harness import ACADEMY, REPO, _RUN, make_learner
-from workshop_support import (
+from testbed.hub import ACADEMY, REPO, _RUN, make_learner
+from support.workshop import (
     admin_session, admin_token, make_trainer, post_form, service_url, sheet_credentials, track, unix_account,
     workshop_form, xsrf,
 )

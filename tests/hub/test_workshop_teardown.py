@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from hub_harness import CREATED, _RUN
+from testbed.accounts import CREATED
+from testbed.hub import _RUN
 from academy.workshop.teardown import JsonStepStore, PurgeTooEarly, archive_path, native_login_switch, run_purge
 
 pytestmark = pytest.mark.hub
-CHILD = Path(__file__).with_name("_teardown_child.py")
+CHILD = Path(__file__).resolve().parents[1] / "support" / "teardown_child.py"
 
 
 def _login_status(hub, name: str, password: str) -> int:

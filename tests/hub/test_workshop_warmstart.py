@@ -7,7 +7,8 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from hub_harness import CREATED, _RUN
+from testbed.accounts import CREATED
+from testbed.hub import _RUN
 from academy.workshop.warmstart import WarmStart, WarmStartError
 
 pytestmark = pytest.mark.hub

@@ -1,6 +1,6 @@
 """A written answer graded by hand in the Formgrader, through a real hub, by a real participant (Unix user).
 
-The course holds the tiny course's ``w1`` (tests/tiny_course.py): one manually graded markdown cell. A
+The course holds the tiny course's ``w1`` (testbed/tiny_course.py): one manually graded markdown cell. A
 trainer releases it to a one-participant workshop, the participant writes an answer and submits it as
 their own ``acad-`` account, the trainer collects and autogrades through the workshop page, then scores the
 answer in nbgrader's Formgrader (/services/formgrader/, behind the hub's login) and exports again.
@@ -18,12 +18,13 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
-from _support import need
+from support.skip import need
 
-import tiny_course
-from hub_harness import _RUN, running_hub
-from pipeline_support import make_layout, run_academy, sandbox_available, shared_tiny_course
-from workshop_support import make_trainer, post_form, service_url, sheet_credentials, track, unix_account, workshop_form, xsrf
+from testbed import tiny_course
+from testbed.hub import _RUN
+from support.hub import running_hub
+from support.course import make_layout, run_academy, sandbox_available, shared_tiny_course
+from support.workshop import make_trainer, post_form, service_url, sheet_credentials, track, unix_account, workshop_form, xsrf
 
 pytestmark = [pytest.mark.hub, pytest.mark.grading]
 

@@ -1,9 +1,9 @@
 """Fixtures for the real-Slurm suite (marker ``slurm``).
 
-- ``slurm_cluster`` (session): the one-node cluster of tests/slurm_cluster.py, started or reused,
+- ``slurm_cluster`` (session): the one-node cluster of testbed/slurm_cluster.py, started or reused,
   with ``SLURM_CONF`` exported for the hub and the workshop reservation in place; stopped at the
   end only if this session started it.
-- ``slurm_hub`` (module): a hub with the slurm backend, our test profiles and 1 s polling.
+- ``slurm_hub`` (module): a hub with the slurm backend, testbed/slurm_profiles.yaml and 1 s polling.
 - ``learner``: a fresh hub account that is also a real Unix user (made in batches; removed at the end).
 
 On failure the hub log and the end of slurmctld's log are printed.
@@ -15,9 +15,10 @@ import shutil
 
 import pytest
 
-from _support import need
-from slurm_cluster import Cluster, controller_up, ensure_reservation, start, stop
-from slurm_hub import LearnerPool, check_python_env_usable, new_username, remove_users, slurm_site, start_hub, unix_user
+from support.skip import need
+from testbed.slurm_cluster import Cluster, controller_up, ensure_reservation, start, stop
+from support.slurm import LearnerPool, check_python_env_usable, new_username, slurm_site, start_hub, unix_user
+from testbed.accounts import remove_users
 
 
 def _slurm_installed() -> bool:

@@ -12,13 +12,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from _support import need
+from support.skip import need
 from academy.course import release
 from academy.course.autograde import AutogradeRequest, autograde
 
-import tiny_course
-from pipeline_support import make_layout, place_submission, sandbox_available, tiny_release_nb
-from slurm_hub import new_username, slurm, unix_user
+from testbed import tiny_course
+from support.course import make_layout, place_submission, sandbox_available, tiny_release_nb
+from support.slurm import new_username, slurm, unix_user
 
 
 def _array_tasks(name: str) -> list[tuple[str, str]]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab_support import kernel_output
-from slurm_hub import spawn
+from support.lab import kernel_output
+from support.slurm import spawn
 
 pytestmark = pytest.mark.slurm
 PACKAGE = "cowsay"  # tiny, pure Python, not in the shared environment

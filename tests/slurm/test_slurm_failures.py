@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from slurm_hub import job_of, job_state, progress_events, proxy_routes, server_environ, slurm, spawn, wait_no_server
+from support.slurm import job_of, job_state, progress_events, proxy_routes, server_environ, slurm, spawn, wait_no_server
 
 pytestmark = pytest.mark.slurm
 

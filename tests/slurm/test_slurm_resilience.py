@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from slurm_cluster import start_controller, stop_controller
-from slurm_hub import job_of, job_state, make_learners, new_username, slurm, slurm_site, spawn, start_hub, wait_no_server
+from testbed.slurm_cluster import start_controller, stop_controller
+from support.slurm import job_of, job_state, make_learners, new_username, slurm, slurm_site, spawn, start_hub, wait_no_server
 
 pytestmark = pytest.mark.slurm
 

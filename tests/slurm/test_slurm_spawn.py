@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from slurm_hub import (
+from support.slurm import (
     job_of,
     job_state,
     make_learner,

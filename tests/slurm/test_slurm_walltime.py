@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from _support import need
-from lab_support import terminal_run
-from slurm_hub import PYTHON_ENV, job_of, job_state, make_learner, new_username, slurm, slurm_site, spawn, start_hub
+from support.skip import need
+from support.lab import terminal_run
+from support.slurm import PYTHON_ENV, job_of, job_state, make_learner, new_username, slurm, slurm_site, spawn, start_hub
 
 pytestmark = [pytest.mark.slurm, pytest.mark.browser]
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from slurm_cluster import RESERVATION
+from testbed.slurm_cluster import RESERVATION
 from academy.workshop.reservation import check_reservation
 
 pytestmark = pytest.mark.slurm

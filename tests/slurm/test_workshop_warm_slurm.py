@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from slurm_cluster import RESERVATION
-from slurm_hub import job_of, new_username, newest_job_id, slurm, unix_user
+from testbed.slurm_cluster import RESERVATION
+from support.slurm import job_of, new_username, newest_job_id, slurm, unix_user
 from academy.workshop.teardown import JsonStepStore, run_teardown
 from academy.workshop.warmstart import WarmStart
 
@@ -82,9 +82,9 @@ def test_the_workshop_form_refuses_a_reservation_that_is_missing_short_or_too_sm
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from hub_harness import ACADEMY, REPO
-    from slurm_cluster import Cluster
-    from workshop_support import post_form, workshop_form
+    from testbed.hub import ACADEMY, REPO
+    from testbed.slurm_cluster import Cluster
+    from support.workshop import post_form, workshop_form
 
     hub = slurm_hub
     admin = hub.login("admin", hub.admin_password)
@@ -139,8 +139,8 @@ def test_the_service_warm_starts_into_the_reservation_before_the_start_and_tears
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from hub_harness import ACADEMY, REPO
-    from workshop_support import post_form, workshop_form
+    from testbed.hub import ACADEMY, REPO
+    from support.workshop import post_form, workshop_form
 
     hub = slurm_hub
     admin = hub.login("admin", hub.admin_password)

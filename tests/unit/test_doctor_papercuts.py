@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from _support import need
+from support.skip import need
 from academy.doctor_checks import check_port, check_profile_cores
 from academy.port_holder import holder
 from academy.siteconfig import build_config

@@ -1,6 +1,6 @@
 """Session limits (spawner, Slurm allocation, cgroup) and the GPU sampler of the academy.labtools extension.
 
-GPU figures here come from stand-ins (``standin_gpus.StandInGpus``, and a fake ``pynvml`` module for the
+GPU figures here come from stand-ins (``support.gpus.StandInGpus``, and a fake ``pynvml`` module for the
 NVML reader): this machine has no GPU, and a GPU's utilisation cannot be produced for real without one.
 The stand-ins only replace NVML; the reader, sampler, energy accounting and busy tracking are production code.
 """
@@ -57,7 +57,7 @@ def test_sampler_tracks_energy_since_start_and_last_busy_time(tmp_path, monkeypa
            "memory_total_bytes": 80, "energy_millijoules": 5000.0}
     readings.write_text(json.dumps([gpu]))
     now = [1000.0]
-    sampler = GpuSampler(load_source("standin_gpus.StandInGpus"), busy_percent=10, clock=lambda: now[0])
+    sampler = GpuSampler(load_source("support.gpus.StandInGpus"), busy_percent=10, clock=lambda: now[0])
     sampler.sample()
     assert sampler.last_busy is None
     readings.write_text(json.dumps([{**gpu, "utilization_percent": 85, "energy_millijoules": 17500.0}]))
@@ -78,7 +78,7 @@ def test_a_mig_slice_shows_memory_but_no_utilisation_and_never_counts_as_busy(tm
     readings.write_text(json.dumps([{"name": "MIG 1g.18gb", "uuid": "MIG-1", "utilization_percent": None,
                                      "memory_used_bytes": 5, "memory_total_bytes": 18, "energy_millijoules": None,
                                      "mig": True}]))
-    sampler = GpuSampler(load_source("standin_gpus.StandInGpus"), busy_percent=10)
+    sampler = GpuSampler(load_source("support.gpus.StandInGpus"), busy_percent=10)
     sampler.sample()
     (view,) = sampler.as_json()
     assert view["mig"] and view["utilization_percent"] is None and view["energy_joules"] is None

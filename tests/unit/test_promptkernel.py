@@ -4,7 +4,7 @@ from __future__ import annotations
 import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
-from _support import exited
+from support.process import exited
 
 from academy.promptkernel import PromptKernelClient, PromptKernelManager
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 from academy.course import layout as course_layout
 
-import tiny_course
+from testbed import tiny_course
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 A1 = "a1_numpy_foundations"
 FIXED_TIME = "2030-01-01 00:00:00.000000 UTC"

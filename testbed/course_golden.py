@@ -1,6 +1,6 @@
 """Golden submissions for the graded course: student notebooks built from the source, and their exact scores.
 
-Shared by tests/course/test_assignments.py (the course content) and the ``academy course`` pipeline tests,
+Shared by tests/course/test_assignments.py (the course content), the ``academy course`` pipeline tests and benchmarks/autograde.py,
 so both grade the same notebooks against the same numbers. A case's ``expected_score`` is worked out by hand
 from the notebook (which test cells a wrong answer breaks); a fast test checks it equals the autograded total
 minus the points of ``failing``, and the grading tests check nbgrader really awards it.

@@ -2,7 +2,7 @@
 
 This machine (and CI) has no GPU, and GPU utilisation, memory and energy cannot be produced for real
 without one. The server extension loads this class only when a test configures
-``AcademyLabTools.gpu_source_class = "standin_gpus.StandInGpus"``; production uses NVML
+``AcademyLabTools.gpu_source_class = "support.gpus.StandInGpus"``; production uses NVML
 (``academy.labtools.gpus.NvmlSource``). The file is named by ``$ACADEMY_STANDIN_GPUS`` or, for a
 learner's server, ``~/.standin-gpus.json``.
 """

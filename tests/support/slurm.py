@@ -6,27 +6,18 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from hub_harness import REPO, HubProcess, free_port, shared_tmpdir
-from slurm_cluster import Cluster, ensure_user
+from testbed.accounts import CREATED
+from testbed.hub import REPO, HubProcess, Learner, free_port, shared_tmpdir
+from testbed.slurm_cluster import Cluster, ensure_user
 
-PROFILES = Path(__file__).with_name("profiles.yaml")
+PROFILES = REPO / "testbed" / "slurm_profiles.yaml"
 PYTHON_ENV = REPO / ".venv"
 _serial = itertools.count(1)
 _run_tag = f"{os.getpid() % 1000:03d}"
-
-
-@dataclass
-class Learner:
-    """A hub account that is also a real Unix user (Slurm runs the job as them)."""
-
-    name: str
-    token: str
-    session: requests.Session
 
 
 def slurm_site(groups: dict[str, list[str]] | None = None, **slurm: object) -> dict:
@@ -53,25 +44,22 @@ def new_username(prefix: str = "sl") -> str:
     return f"{prefix}{_run_tag}x{next(_serial)}"
 
 
-CREATED_USERS: list[str] = []
-
-
 def unix_user(name: str, groups: tuple[str, ...] = ()) -> str:
-    """A real Unix user, removed with the others at the end of the session."""
+    """A real Unix user, removed with the others at the end of the session (testbed.accounts.remove_users)."""
     ensure_user(name, groups)
-    CREATED_USERS.append(name)
+    CREATED.add_unix_user(name)
     return name
 
 
 def make_learners(hub: HubProcess, names: list[str], groups: tuple[str, ...] = ()) -> list[Learner]:
-    """Unix users plus hub accounts, created in one ``academy accounts add`` (it costs seconds per call)."""
+    """Unix users plus hub accounts (Slurm runs the job as them), created in one ``academy accounts add`` (it costs seconds per call)."""
     for name in names:
         unix_user(name, groups)
     passwords = hub.add_accounts(*names)
     learners = []
     for name in names:
         session = hub.login(name, passwords[name])
-        learners.append(Learner(name, hub.token_for(session, name), session))
+        learners.append(Learner(name, passwords[name], session, hub.token_for(session, name)))
     return learners
 
 
@@ -89,14 +77,6 @@ class LearnerPool:
         if not self._ready:
             self._ready = make_learners(self.hub, [new_username(prefix) for _ in range(self.batch)])
         return self._ready.pop(0)
-
-
-def remove_users() -> None:
-    """Delete the Unix users this run created (their jobs first), homes included."""
-    for name in CREATED_USERS:
-        slurm("scancel", f"--user={name}")
-        subprocess.run(["userdel", "--remove", name], capture_output=True)
-    CREATED_USERS.clear()
 
 
 def check_python_env_usable(username: str) -> None:

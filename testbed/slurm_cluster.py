@@ -1,9 +1,9 @@
 """A real one-node Slurm cluster on localhost for tests and benchmarks (munged, slurmctld, slurmd; no systemd).
 
 Idempotent: ``start()`` reuses daemons that already answer and only writes config that changed.
-Usable from pytest (``tests/slurm/conftest.py``) and the shell::
+Usable from pytest (``tests/slurm/conftest.py``), the benchmarks and the shell (from the repository root)::
 
-    python tests/slurm_cluster.py start|stop|status
+    .venv/bin/python -m testbed.slurm_cluster start|stop|status
 
 Everything lives under ``$ACADEMY_SLURM_DIR`` (default /tmp/academy-slurm); commands find the
 cluster through ``SLURM_CONF``, because without a slurm.conf Slurm falls back to a DNS SRV
@@ -78,6 +78,8 @@ def _node_hardware() -> dict[str, str]:
     return {k: fields[k] for k in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore", "RealMemory")}
 
 
+# The generated files still name this module's old path (tests/slurm_cluster.py): any change to their
+# text makes start() restart both daemons of a running, shared cluster.
 def render_slurm_conf(cluster: Cluster) -> str:
     hw = _node_hardware()
     # Keep 1 GiB for the hub, the proxy and the daemons themselves.
@@ -325,7 +327,7 @@ def main(argv: list[str]) -> int:
         for key, value in status(cluster).items():
             print(f"{key:10} {value}")
     else:
-        print("usage: slurm_cluster.py start|stop|status", file=sys.stderr)
+        print("usage: python -m testbed.slurm_cluster start|stop|status", file=sys.stderr)
         return 2
     return 0
 

@@ -1,19 +1,17 @@
-"""A real hub for tests: ``academy up`` with its own YAML, state dir and free ports, plus a small client.
+"""A real hub for tests and benchmarks: ``academy up`` with its own YAML, state dir and free ports, plus a small client.
 
-Used by the hub, browser and Slurm suites. ``HubProcess.start()`` runs the real CLI (so
-the real preflight, admin bootstrap and configurable-http-proxy are exercised) and
-``stop()`` sends SIGINT, exactly what Ctrl-C does.
+Used by the hub, browser and Slurm suites and by the benchmarks. ``HubProcess.start()`` runs the real
+CLI (so the real preflight, admin bootstrap and configurable-http-proxy are exercised) and waits for
+the JSON of ``academy up --ready-file`` (URL, first-run admin password); ``stop()`` sends SIGINT,
+exactly what Ctrl-C does. ``output`` holds what ``academy up`` printed.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import random
-import shutil
 import string
-import re
 import signal
 import socket
 import subprocess
@@ -25,6 +23,9 @@ from pathlib import Path
 
 import requests
 import yaml
+
+from academy.siteconfig import deep_merge
+from testbed.accounts import CREATED
 
 REPO = Path(__file__).resolve().parents[1]
 ACADEMY = [sys.executable, "-m", "academy"]
@@ -53,6 +54,8 @@ class HubProcess:
     proc: subprocess.Popen | None = None
     admin_password: str | None = None
     output: list[str] = field(default_factory=list)
+    ready: dict | None = field(default=None, init=False)  # what `academy up --ready-file` wrote
+    _unread: bytes = field(default=b"", init=False, repr=False)  # output after its last complete line
 
     @property
     def state_dir(self) -> Path:
@@ -67,6 +70,10 @@ class HubProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def ready_file(self) -> Path:
+        return self.workdir / "ready.json"
+
+    @property
     def log_path(self) -> Path:
         return self.state_dir / "jupyterhub.log"
 
@@ -77,35 +84,51 @@ class HubProcess:
             "auth": {"type": "native", "admin_users": ["admin"]},
             "culler": {"enabled": False},
         }
-        for key, value in self.site.items():
-            if isinstance(value, dict) and isinstance(site.get(key), dict):
-                site[key] = {**site[key], **value}
-            else:
-                site[key] = value
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(yaml.safe_dump(site))
+        self.config_path.write_text(yaml.safe_dump(deep_merge(site, self.site)))
 
     def start(self, timeout: float = 90) -> "HubProcess":
         self.write_config()
+        self.ready_file.unlink(missing_ok=True)  # a second start in the same workdir
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [*ACADEMY, "--config", str(self.config_path), "up"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
+            [*ACADEMY, "--config", str(self.config_path), "up", "--ready-file", str(self.ready_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=REPO,
         )
-        deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("academy up exited early:\n" + "".join(self.output) + self.log_tail())
-                continue
-            self.output.append(line)
-            if m := re.match(r"\s+password: (\S+)", line):
-                self.admin_password = m.group(1)
-            if line.startswith("Press Ctrl-C"):
+            self._read_output()
+            if self.ready_file.exists():
+                # `academy up` writes the file after its last start-up line, so that output is all here now.
+                self._read_output()
+                self.ready = json.loads(self.ready_file.read_text())
+                self.admin_password = self.ready["admin_password"]
                 return self
+            if self.proc.poll() is not None:
+                self._read_output(to_end=True)
+                raise RuntimeError("academy up exited early:\n" + "".join(self.output) + self.log_tail())
+            time.sleep(0.1)
         raise RuntimeError("academy up did not become ready:\n" + "".join(self.output) + self.log_tail())
+
+    def _read_output(self, to_end: bool = False) -> None:
+        """Move what `academy up` printed into ``output``, line by line; ``to_end`` waits for it to close stdout."""
+        fd = self.proc.stdout.fileno()
+        os.set_blocking(fd, to_end)
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self._unread += chunk
+        *lines, self._unread = self._unread.split(b"\n")
+        self.output.extend(line.decode(errors="replace") + "\n" for line in lines)
+        if to_end and self._unread:
+            self.output.append(self._unread.decode(errors="replace"))
+            self._unread = b""
 
     def stop(self, timeout: float = 60) -> int:
         if self.proc is None or self.proc.poll() is not None:
@@ -117,7 +140,7 @@ class HubProcess:
             self.proc.kill()
             rc = self.proc.wait()
         if self.proc.stdout:
-            self.output.extend(self.proc.stdout.readlines())
+            self._read_output(to_end=True)
         return rc
 
     def log_tail(self, lines: int = 60) -> str:
@@ -177,25 +200,14 @@ class HubProcess:
 _names = itertools.count(1)
 # Distinct per run, so Unix accounts left by an interrupted run never collide.
 _RUN = "".join(random.choices(string.ascii_lowercase, k=4))
-CREATED: list[str] = []
-
-
-def remove_accounts(prefix: str = "acad-") -> None:
-    """Delete the Unix accounts the local backend created for this run's learners."""
-    for name in CREATED:
-        subprocess.run(["userdel", f"{prefix}{name}"], capture_output=True)
-    CREATED.clear()
-
-
-def proxy_available() -> bool:
-    return (REPO / "node_modules" / ".bin" / "configurable-http-proxy").exists() or bool(
-        shutil.which("configurable-http-proxy")
-    )
 
 
 @dataclass
 class Learner:
-    """A native account that has logged in through the form, with its session and API token."""
+    """A hub account that has logged in through the form, with its password, session and API token.
+
+    On the local backend the hub makes its Unix account; the Slurm suite makes it first (tests/support/slurm.py).
+    """
 
     name: str
     password: str
@@ -209,20 +221,3 @@ def make_learner(hub: "HubProcess", prefix: str = "learner") -> Learner:
     password = hub.add_accounts(name)[name]
     session = hub.login(name, password)
     return Learner(name, password, session, hub.token_for(session, name))
-
-
-
-
-@contextlib.contextmanager
-def running_hub(prefix: str, site: dict | None = None):
-    """A started hub in its own traversable temp dir; stopped, removed and de-accounted afterwards."""
-    from _support import need
-
-    need(proxy_available(), "configurable-http-proxy (npm install)")
-    h = HubProcess(shared_tmpdir(prefix), site=site or {}).start()
-    try:
-        yield h
-    finally:
-        h.stop()
-        shutil.rmtree(h.workdir, ignore_errors=True)
-        remove_accounts()

@@ -6,8 +6,8 @@ import re
 
 import requests
 
-import hub_harness
-from hub_harness import HubProcess, Learner, make_learner
+from testbed.accounts import CREATED
+from testbed.hub import HubProcess, Learner, make_learner
 
 SERVICE = "/services/academy/"
 
@@ -56,7 +56,7 @@ def sheet_credentials(html: str) -> dict[str, str]:
 
 def track(*names: str) -> None:
     """Participants' acad- Unix accounts go with the hub's other test accounts."""
-    hub_harness.CREATED.extend(names)
+    CREATED.extend(names)
 
 
 def unix_account(name: str):
