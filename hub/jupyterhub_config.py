@@ -8,15 +8,17 @@ schema does not (yet) cover.
 """
 from pathlib import Path
 
-from academy import hubdb, stallwatch
+from academy import hubdb, hubgc, stallwatch
 from academy.configurer import apply_config
 from academy.siteconfig import hub_config
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 cfg = hub_config()
 apply_config(c, cfg)
-# In the hub process itself: SQLite commits that do not wait for the disk, and the optional stall watch.
+# In the hub process itself: SQLite commits that do not wait for the disk, a garbage collector that
+# skips what start-up made, and the optional stall watch.
 hubdb.install_from(cfg)
+hubgc.install()
 stallwatch.install(cfg)
 
 for extra in sorted((Path(__file__).parent / "jupyterhub_config.d").glob("*.py")):
