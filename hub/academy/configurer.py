@@ -228,6 +228,9 @@ def update_workshops(c: Config, cfg: dict) -> None:
         "oauth_no_confirm": True,
         "environment": {"ACADEMY_CONFIG": cfg["_source"]} if not cfg["_source"].startswith("<") else {},
     }
+    if cfg.get("_runtime") is not None and cfg["_runtime"].site_overrides()["hub"]:
+        # The service prints the hub's public URL on credential sheets: the port `academy up` chose.
+        service["environment"] = {**service["environment"], **cfg["_runtime"].to_env()}
     if os.environ.get("SLURM_CONF"):
         # The hub passes services only a few variables; the reservation check's scontrol needs this one.
         service["environment"] = {**service["environment"], "SLURM_CONF": os.environ["SLURM_CONF"]}

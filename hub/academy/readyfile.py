@@ -12,6 +12,10 @@ sees half a file), owner-only (mode 0600: it may hold the first-run admin passwo
 - ``load_test``: null, or the files holding the shared password and the load client's token.
 
 The file stays after the hub stops; ``pid`` tells whether it still runs.
+
+``up`` also writes the same facts, without any password, to ``<state_dir>/running.json`` on every start,
+so commands run beside it (``academy workshop``) reach the hub where this run put it (``up --port``), and
+fall back to the site config's port when that ``up`` no longer runs.
 """
 from __future__ import annotations
 
@@ -40,6 +44,19 @@ def ready_facts(cfg: dict, *, url: str, hub_pid: int, credential=None) -> dict:
         "load_test": {"password_file": str(state / loadtest.PASSWORD_FILE), "token_file": str(state / loadtest.TOKEN_FILE)}
         if cfg["load_test"]["enabled"] else None,
     }
+
+
+RUNNING = "running.json"
+
+
+def running_url(cfg: dict) -> str | None:
+    """The public URL of the hub an ``academy up`` on this state directory runs now, else None."""
+    try:
+        facts = json.loads((Path(cfg["hub"]["state_dir"]) / RUNNING).read_text())
+        os.kill(int(facts["pid"]), 0)  # still running (signal 0 only checks)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return facts["url"] if isinstance(facts.get("url"), str) else None
 
 
 def write_ready_file(path: str | os.PathLike | None, cfg: dict, *, url: str, hub_pid: int, credential=None) -> None:

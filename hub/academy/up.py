@@ -20,7 +20,7 @@ from pathlib import Path
 from academy import clitools, loadtest
 from academy.accounts import bootstrap_admin
 from academy.loadtest import is_loopback
-from academy.readyfile import write_ready_file
+from academy.readyfile import RUNNING, write_ready_file
 from academy.configurer import state_path
 from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable
 from academy.probes import PROJECT_ROOT, find_proxy, free_port, port_in_use
@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             print("Press Ctrl-C to stop the hub and every server it started.", flush=True)
             write_ready_file(args.ready_file, cfg, url=url, hub_pid=proc.pid, credential=credential)
+            write_ready_file(Path(state_path(cfg, RUNNING)), cfg, url=url, hub_pid=proc.pid)  # no password
         elif proc.poll() is None:
             print(f"academy up: the hub did not answer within {args.start_timeout} s; see {log_path}", file=sys.stderr)
             proc.terminate()

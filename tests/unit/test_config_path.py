@@ -140,3 +140,19 @@ def test_oidc_defaults_complete_a_site_oidc_block_and_make_none_for_native():
     assert c.GenericOAuthenticator.login_service == "institutional login"
     assert "allowed_groups" not in c.GenericOAuthenticator and "manage_groups" not in c.GenericOAuthenticator
     assert "oidc" not in build_config({}, "t")["auth"]
+
+
+def test_the_workshop_service_gets_the_port_academy_up_chose():
+    """Does the trainer service, a process of its own, get the run's ports, so credential sheets print `up --port`'s URL?"""
+    from academy.configurer import apply_config
+
+    facts = RunFacts(port=8200, hub_port=41000, proxy_api_port=41001)
+    cfg = build_config({"workshops": {"enabled": True}}, "t", runtime=facts)
+    service = next(s for s in apply_config(Config(), cfg).JupyterHub.services if s["name"] == "academy")
+    env = service["environment"]
+    assert read_runtime(env) == facts
+    service_cfg = build_config({"workshops": {"enabled": True}}, "t", runtime=read_runtime(env))
+    assert service_cfg["hub"]["port"] == 8200  # what actions.Context.public_url prints on credential sheets
+    plain = next(s for s in apply_config(Config(), build_config({"workshops": {"enabled": True}}, "t")).JupyterHub.services
+                 if s["name"] == "academy")
+    assert RUNTIME_ENV not in plain["environment"]  # a plain `jupyterhub -f`: the YAML's own port

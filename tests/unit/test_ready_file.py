@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 
 from academy.accounts import IssuedCredential
 from academy.cli import main
@@ -62,3 +63,19 @@ def test_up_offers_the_option(capsys):
     except SystemExit:
         pass
     assert "--ready-file FILE" in capsys.readouterr().out
+
+
+def test_commands_beside_a_running_up_find_its_port_and_a_stopped_one_is_ignored(tmp_path):
+    """Does `academy workshop` find the hub where the running `up` put it, and fall back when that `up` is gone?"""
+    from academy.readyfile import RUNNING, running_url
+
+    cfg = {"hub": {"state_dir": str(tmp_path)}}
+    assert running_url(cfg) is None  # never started
+    (tmp_path / RUNNING).write_text(json.dumps({"url": "http://localhost:8200/", "pid": os.getpid()}))
+    assert running_url(cfg) == "http://localhost:8200/"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / RUNNING).write_text(json.dumps({"url": "http://localhost:8200/", "pid": dead.pid}))
+    assert running_url(cfg) is None
+    (tmp_path / RUNNING).write_text("{half a file")
+    assert running_url(cfg) is None

@@ -21,7 +21,10 @@ def _ctx(args) -> actions.Context:
     cfg = load_config(args.config)
     if not actions.token_file(cfg).exists():
         raise clitools.Refused("no service token in the state directory; start the hub with `academy up` first")
-    return actions.make_context(cfg)
+    from academy.readyfile import running_url
+
+    url = running_url(cfg)  # where the running `academy up` put the hub (`--port`), else the config's port
+    return actions.make_context(cfg, api_url=url.rstrip("/") + "/hub/api" if url else None)
 
 
 def _actor(args, ctx) -> str:

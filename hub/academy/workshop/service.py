@@ -21,6 +21,7 @@ from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
 from academy.shutdown import exit_now
+from academy.runtime import read_runtime
 from academy.siteconfig import load_config
 from academy.workshop import actions
 from academy.workshop.forms import InvalidRequest, Problem, WorkshopRequest, parse_time, split_names
@@ -287,7 +288,7 @@ def cookie_secret(cfg: dict) -> bytes:
 
 
 def main() -> None:
-    cfg = load_config()
+    cfg = load_config(None, read_runtime())  # with the ports `academy up` chose, as the hub has them
     ctx = actions.make_context(cfg, api_url=os.environ["JUPYTERHUB_API_URL"], token=os.environ["JUPYTERHUB_API_TOKEN"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/academy/")
     hub_prefix = url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "hub/")
