@@ -62,7 +62,13 @@ def seconds_left(page) -> int:
 
 
 def notebook_text(path: Path) -> str:
-    return "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+    # Jupyter's "atomic" save keeps a backup and rewrites the file in place, so a read
+    # can land in the middle of a save: that is "not saved yet", not a failure.
+    try:
+        cells = json.loads(path.read_text())["cells"]
+    except (json.JSONDecodeError, FileNotFoundError):
+        return ""
+    return "\n".join("".join(c["source"]) for c in cells)
 
 
 def wait_for(predicate, timeout: float, what: str, poll: float = 1.0):
