@@ -66,7 +66,7 @@ Fixtures of one test module:
 - ``slurm`` (unit/test_course_slurm_backend.py): the course's Slurm commands replayed through the runner.
 - ``auth`` (unit/test_login_lockout.py): the native authenticator on an in-memory database.
 - ``replay``, ``make_spawner`` (unit/test_slurm_spawner.py): scripted Slurm command output, and a spawner that runs it.
-- ``db`` (unit/test_workshop_binding.py): a workshop database in the test's tmp dir.
+- ``db`` (unit/test_workshop_binding.py, unit/test_workshop_events.py): a workshop database in the test's tmp dir.
 - ``ctx`` (unit/test_workshop_lifecycle_parts.py): a workshop service context on a tmp database.
 
 Markers come from the folder (``FOLDER_MARKERS``), so no test can forget its own; ``kernel`` marks the

@@ -8,7 +8,8 @@ comes from the hub, never from the request. It then needs the token to carry
 
 - **Which scope, and how the server's token gets it.** JupyterHub (4.0+) gives a server's token the
   scopes of ``Spawner.server_token_scopes``, but only those its user holds. ``configurer.update_learner_api``
-  therefore sets ``server_token_scopes`` to the default ``server`` role's scopes plus
+  therefore sets ``server_token_scopes`` to the default ``server`` role's scopes (or what another
+  updater set) plus
   ``access:services!service=academy``, and grants every user that scope with ``JupyterHub.extra_user_scopes``
   (6.0+). The service's own pages still refuse anyone who is not a trainer or admin (service.BaseHandler).
 - **A user's own API token** (made at /hub/token; it inherits the user's scopes) is accepted too: it is
@@ -37,8 +38,6 @@ from academy.workshop.models import Participant, Workshop, utcnow
 
 SCOPE = "access:services!service=academy"
 CACHE_SECONDS = 30  # a revoked token keeps working at most this long; the hub is asked once per period
-# JupyterHub's default "server" role (jupyterhub.roles.get_default_roles), plus ours.
-SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", SCOPE]
 
 
 @dataclass
