@@ -23,45 +23,49 @@ from academy.workshop.models import Workshop
 
 
 class EventsHandler(LearnerTokenHandler):
-    def refuse(self, user: str, status: int, reason: str, n: int, message: str) -> None:
+    def refuse(self, caller, status: int, reason: str, n: int, message: str) -> None:
+        """Count the refusal (the dashboards see it at once), then answer ``status``."""
         with self.ctx.sessions() as db:
-            count_refusals(db, user, {reason: max(n, 1)})
+            count_refusals(db, caller.name, {reason: max(n, 1)})
             db.commit()
+        live = self.settings.get("live")
+        for slug in caller.workshop_slugs if live is not None else ():
+            live.publish(slug, caller.name, [])
         raise web.HTTPError(status, message)
 
     async def post(self):
         caller = await self.learner()
         body = self.request.body or b""
         if len(body) > LIMITS.body_bytes:
-            self.refuse(caller.name, 413, "too_large", 1, f"the body may be at most {LIMITS.body_bytes} bytes")
+            self.refuse(caller, 413, "too_large", 1, f"the body may be at most {LIMITS.body_bytes} bytes")
         try:
             data = json.loads(body)
         except ValueError:
             data = None
         events = data.get("events") if isinstance(data, dict) else None
         if not isinstance(events, list):
-            self.refuse(caller.name, 400, "malformed", 1, 'send {"events": [...]}')
+            self.refuse(caller, 400, "malformed", 1, 'send {"events": [...]}')
         if len(events) > LIMITS.per_request:
-            self.refuse(caller.name, 400, "malformed", len(events), f"at most {LIMITS.per_request} events per request")
+            self.refuse(caller, 400, "malformed", len(events), f"at most {LIMITS.per_request} events per request")
         named = [data] + [e for e in events if isinstance(e, dict)]
         if any(k in d and d[k] != caller.name for d in named for k in USER_KEYS):
-            self.refuse(caller.name, 400, "forged", len(events), "events are always the token's user's own")
+            self.refuse(caller, 400, "forged", len(events), "events are always the token's user's own")
         slugs = caller.workshop_slugs
         if data.get("workshop") is not None:
             if data["workshop"] not in slugs:
-                self.refuse(caller.name, 403, "wrong_workshop", len(events), "not a participant of that workshop")
+                self.refuse(caller, 403, "wrong_workshop", len(events), "not a participant of that workshop")
             slugs = [data["workshop"]]
         limiter: RateLimiter = self.settings.setdefault("event_limiter", RateLimiter())
         if events and not limiter.take(caller.name, len(events)):
             self.set_header("Retry-After", "5")
-            self.refuse(caller.name, 429, "flooding", len(events),
+            self.refuse(caller, 429, "flooding", len(events),
                         f"more than {LIMITS.rate_per_s:g} events/s (burst {LIMITS.burst}); slow down")
         live, out = self.settings.get("live"), None
         # Usually one workshop; a learner in two at once has the events on both dashboards.
         for slug in slugs:
             with self.ctx.sessions() as db:
                 out = record(db, caller.name, slug, events)
-            if live is not None and out.accepted:
+            if live is not None:
                 live.publish(slug, caller.name, out.records)
         self.set_status(202)
         self.finish({"accepted": out.accepted, "refused": out.refused, "reasons": out.reasons})
@@ -84,8 +88,8 @@ class MineHandler(LearnerTokenHandler):
             st = next((s for s in states if s.workshop == slug), None)
             rows.append({
                 "slug": slug, "title": w.title, "trainer_group": w.trainer_group, "active": slug in active,
-                "hand": st and st.hand_at and {"raised_at": iso(st.hand_at), "message": st.hand_message},
-                "share": st and st.share_path and {"path": st.share_path, "since": iso(st.share_at)},
+                "hand": {"raised_at": iso(st.hand_at), "message": st.hand_message} if st and st.hand_at else None,
+                "share": {"path": st.share_path, "since": iso(st.share_at)} if st and st.share_path else None,
                 "open_notebooks": (st and st.notebooks) or [], "last_activity": st and iso(st.last_at),
             })
         first = next((r for r in rows if r["active"]), None)
