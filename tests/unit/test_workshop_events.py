@@ -10,7 +10,7 @@ from traitlets.config import Config
 from academy import configurer
 from academy.siteconfig import build_config
 from academy.workshop import events
-from academy.workshop.dashboard_rows import build_rows, exercise_view, server_of, stuck
+from academy.workshop.dashboard_rows import apply_squeue, build_rows, exercise_view, server_of, stuck
 from academy.workshop.learnerapi import SCOPE, service_url
 from academy.workshop.models import open_db, utcnow
 
@@ -158,6 +158,16 @@ def test_server_states_from_the_hub_model():
     assert running.state == "running" and running.detail in ("29 min left", "30 min left")
     stopped = server_of({"servers": {"": {"stopped": True, "state": {"last_stop_message": "walltime reached"}}}})
     assert (stopped.state, stopped.detail) == ("stopped", "walltime reached")
+
+
+def test_slurm_reason_and_node_from_one_squeue_answer():
+    """Does a pending row get Slurm's reason and estimated start, and a running one its node and end, from squeue's lines?"""
+    servers = {"ann": server_of({"servers": {"": {"pending": "spawn", "state": {"job_id": "41"}}}}),
+               "bob": server_of({"servers": {"": {"ready": True, "state": {"job_id": "42"}}}})}
+    apply_squeue(servers, "41|PENDING|Reservation|n/a|2026-12-02T11:00:00|N/A\n"
+                          "42|RUNNING|None|gpu-node-1|2026-12-02T09:00:00|2026-12-02T13:00:00\n")
+    assert servers["ann"].detail.startswith("Slurm job 41 · Reservation") and servers["ann"].detail.endswith("estimated start 11:00")
+    assert servers["bob"].detail == "on gpu-node-1 · Slurm job 42 · ends 13:00"
 
 
 def test_learner_api_config_on_a_bare_config():

@@ -18,7 +18,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from academy.workshop import actions, lifecycle
-from academy.workshop.dashboard_rows import FILTERS, Server, build_rows, exercise_view, fetch_servers
+from academy.workshop.dashboard_rows import FILTERS, Server, add_slurm_details, build_rows, exercise_view, fetch_servers
 from academy.workshop.service import BaseHandler
 
 REFRESH_SECONDS = 5.0
@@ -59,6 +59,8 @@ class Live:
             failed = {e.participant: e.reason or "warm start failed" for e in lifecycle.warm_entries(ctx, w.slug) if e.state == "failed"}
             try:
                 known = await fetch_servers(ctx.hub.api_url, ctx.hub.token, [p.username for p in w.participants], failed)
+                if ctx.cfg["backend"] == "slurm":
+                    await add_slurm_details(known)
             except Exception as exc:  # noqa: BLE001 (the hub is down or slow: show the last known states)
                 print(f"academy dashboard: server states of {w.slug}: {exc}", flush=True)
             self._servers[w.slug] = (time.monotonic(), known)

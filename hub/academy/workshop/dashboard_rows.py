@@ -33,6 +33,7 @@ class Server:
     state: str = "not started"  # not started, pending, running, stopping, stopped, failed
     detail: str = ""
     last_activity: str | None = None
+    job_id: str = ""
 
 
 @dataclass
@@ -140,6 +141,38 @@ def exercise_view(db, slug: str, top: int = 3) -> list[dict]:
     return sorted(out.values(), key=lambda e: (e["notebook"], e["exercise"]))
 
 
+def apply_squeue(servers: dict[str, Server], stdout: str) -> None:
+    """Slurm's word on pending and running jobs (reason and estimated start; node and end) into the rows."""
+    from academy.slurm.states import parse_squeue
+
+    jobs, _ = parse_squeue(stdout)
+    for server in servers.values():
+        info = jobs.get(server.job_id)
+        if info is None:
+            continue
+        if server.state == "pending":
+            start = f"estimated start {info.start:%H:%M}" if info.start else ""
+            server.detail = " · ".join(x for x in (f"Slurm job {info.job_id}", info.describe_reason(), start) if x)
+        elif server.state == "running" and info.node:
+            end = f"ends {info.end:%H:%M}" if info.end else ""
+            server.detail = " · ".join(x for x in (f"on {info.node}", server.detail, end) if x)
+
+
+async def add_slurm_details(servers: dict[str, Server]) -> None:
+    """One ``squeue`` for every pending or running job of the workshop (the service has ``SLURM_CONF``)."""
+    from academy.slurm import commands
+    from academy.slurm.states import SQUEUE_FORMAT
+
+    ids = sorted({s.job_id for s in servers.values() if s.job_id.isdigit()})
+    if not ids:
+        return
+    result = await commands.run_command(commands.hub_command(
+        "squeue", "--noheader", "--all", "--states=all", f"--jobs={','.join(ids)}", f"--format={SQUEUE_FORMAT}"),
+        env=dict(os.environ), timeout=10)
+    if result.ok:
+        apply_squeue(servers, result.stdout)
+
+
 def _common_prefix(names: list[str]) -> str:
     return os.path.commonprefix(names) if names else ""
 
@@ -152,8 +185,9 @@ def server_of(model: dict, warm_reason: str = "", now: datetime | None = None) -
     state = spawner.get("state") or {}
     job = f"Slurm job {state['job_id']}" if state.get("job_id") else ""
     last = spawner.get("last_activity")
+    job_id = str(state.get("job_id") or "")
     if spawner.get("pending") == "spawn":
-        return Server("pending", " · ".join(x for x in (job, state.get("job_status", "")) if x), last)
+        return Server("pending", job, last, job_id)
     if spawner.get("pending") == "stop":
         return Server("stopping", job, last)
     if spawner.get("ready"):
@@ -162,7 +196,7 @@ def server_of(model: dict, warm_reason: str = "", now: datetime | None = None) -
         if hours and started:
             left = datetime.fromisoformat(started.replace("Z", "+00:00")) + timedelta(hours=hours) - (now or datetime.now(timezone.utc))
             detail.append(f"{max(int(left.total_seconds() // 60), 0)} min left")
-        return Server("running", " · ".join(x for x in detail if x), last)
+        return Server("running", " · ".join(x for x in detail if x), last, job_id)
     reason = state.get("last_stop_message") or ""
     if warm_reason:
         return Server("failed", warm_reason, last)
