@@ -31,7 +31,8 @@ Fixtures of one test module:
   hub/test_workshop_dashboard.py (root, a small profile); slurm/test_slurm_walltime.py
   (slurm backend, 10 s walltime re-check).
 - ``browser`` (module): Debian's Chromium through Playwright: browser/test_browser.py, slurm/test_slurm_walltime.py.
-- ``chromium`` (hub/test_workshop_coursework.py, module): the same launch of Chromium, for the coursework hub.
+- ``chromium`` (hub/test_workshop_coursework.py, hub/test_workshop_dashboard.py, module): the same launch of Chromium, for
+  that module's hub.
 - ``learner`` (hub/test_local_limits.py, module): one learner for the whole module.
 - ``load_hub`` (hub/test_load_test_mode.py, module): a hub in load-test mode.
 - ``queued_hub`` (hub/test_spawn_queue.py, module): a hub that starts one server at a time.

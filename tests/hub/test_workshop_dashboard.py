@@ -18,7 +18,7 @@ import requests
 from support.hub import running_hub
 from support.skip import need
 from support.workshop import make_trainer, post_form, service_url, sheet_credentials, track, workshop_form
-from testbed.hub import _RUN, make_learner
+from testbed.hub import REPO, _RUN, make_learner
 from testbed.sse import SseReader
 
 pytestmark = pytest.mark.hub
@@ -206,3 +206,43 @@ def test_the_learner_sees_what_is_kept_about_them(room):
     assert mine["user"] == third and mine["trainer_group"] == f"{room.slug}-trainers"
     assert {e["user"] for e in mine["events"]} == {third}
     assert mine["workshops"][0]["hand"]["message"] == "my kernel died"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium through Playwright (the same launch as tests/browser)."""
+    need(os.access("/usr/bin/chromium", os.X_OK), "Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.mark.browser
+def test_the_page_updates_without_reload_and_filters_in_chromium(room, chromium):
+    """In Chromium, does a raised hand and a stuck learner show on the open dashboard without a reload, as text, and does "stuck" filter the rows?"""
+    first, second, third = room.names
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(120_000)
+    page.goto(f"{room.hub.url}/hub/login?next=/services/academy/w/{room.slug}/dashboard")
+    page.fill("input[name=username]", room.trainer.name)
+    page.fill("input[name=password]", room.trainer.password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(f"**/w/{room.slug}/dashboard*")
+    page.wait_for_function("() => document.getElementById('live-state').dataset.state === 'live'")
+    page.evaluate("() => { window.__loaded = true; }")  # gone if the page reloads
+    evil = "<img src=x onerror=\"window.__pwned = 1\">"
+    assert room.post(second, {"events": [{"kind": "hand", "message": evil}]}).status_code == 202
+    assert room.post(third, {"events": [check("qb", False)] * 3}).status_code == 202
+    page.wait_for_function(f"() => (document.querySelector('#row-{second} .hand-message') || {{}}).textContent === {json.dumps(evil)}")
+    page.wait_for_function(f"() => !!document.querySelector('#row-{third} .stuck')")
+    assert page.evaluate("() => window.__loaded === true && window.__pwned === undefined")
+    page.click("#filter-stuck")
+    visible = page.locator("#rows tr").evaluate_all("rows => rows.map(r => r.dataset.user)")
+    assert third in visible and second not in visible
+    page.click("#filter-hand")
+    assert second in page.locator("#rows tr").evaluate_all("rows => rows.map(r => r.dataset.user)")
+    page.screenshot(path=str(REPO / "test-output" / "workshop-dashboard.png"), full_page=True)
