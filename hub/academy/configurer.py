@@ -266,14 +266,12 @@ def update_learner_api(c: Config, cfg: dict) -> None:
     if not cfg["workshops"]["enabled"]:
         return
     from academy.workshop.learnerapi import SCOPE, service_url
-
     # Additive: the default "server" role's scopes (or what another updater set) plus ours.
     scopes = c.Spawner.server_token_scopes if "server_token_scopes" in c.Spawner else ["users:activity!user", "access:servers!server"]
     c.Spawner.server_token_scopes = [*scopes, SCOPE]
     # A server's token gets only scopes its user holds, so every user holds this one (pages still 403 them).
     c.JupyterHub.extra_user_scopes = {*c.JupyterHub.get("extra_user_scopes", set()), SCOPE}
-    env = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
-    c.Spawner.environment = {**env, "ACADEMY_SERVICE_URL": service_url(cfg)}
+    c.Spawner.environment = {**(c.Spawner.environment if "environment" in c.Spawner else {}), "ACADEMY_SERVICE_URL": service_url(cfg)}
 
 
 def update_formgrader(c: Config, cfg: dict) -> None:
