@@ -194,3 +194,18 @@ def test_service_url_prefers_the_public_url():
     """Do learner servers call the site's public address when one is configured?"""
     cfg = build_config({"workshops": {"public_url": "https://academy.example.nl/"}}, "t")
     assert service_url(cfg) == "https://academy.example.nl/services/academy/"
+
+
+def test_an_older_workshop_database_gets_the_event_tables(tmp_path):
+    """Does a workshops database made before the event tables existed get them on first use?"""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.orm import sessionmaker
+
+    from academy.workshop.models import Workshop
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    Workshop.__table__.create(engine)
+    with sessionmaker(engine)() as session:
+        assert events.record(session, "ann", "ws", [check()]).accepted == 1
+        assert build_rows(session, "ws", ["ann"], {})[0].checks == 1
+    assert {"learner_events", "learner_state", "learner_exercises", "learner_refusals"} <= set(inspect(engine).get_table_names())

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select
 from tornado.httpclient import AsyncHTTPClient
 
-from academy.workshop.events import ExerciseCount, LearnerEvent, LearnerState, refusals_for, window_start
+from academy.workshop.events import ExerciseCount, LearnerEvent, LearnerState, ensure_tables, refusals_for, window_start
 
 STUCK_FAILS, STUCK_MINUTES = 3, 10
 FILTERS = ("all", "stuck", "not-started", "hand")
@@ -96,6 +96,7 @@ def stuck(db, slug: str, users: list[str] | None = None, now: datetime | None = 
 
 def build_rows(db, slug: str, users: list[str], servers: dict[str, Server], now: datetime | None = None) -> list[Row]:
     """The rows of ``users`` (participants of ``slug``), in that order."""
+    ensure_tables(db)
     states = {s.user: s for s in db.scalars(select(LearnerState).where(
         LearnerState.workshop == slug, LearnerState.user.in_(users)))}
     lessons: dict[str, dict[str, dict]] = {}
@@ -122,6 +123,7 @@ def build_rows(db, slug: str, users: list[str], servers: dict[str, Server], now:
 
 def exercise_view(db, slug: str, top: int = 3) -> list[dict]:
     """Per exercise: how many passed and tried it, and the most common wrong-answer feedback."""
+    ensure_tables(db)
     out: dict[tuple[str, str], dict] = {}
     for c in db.scalars(select(ExerciseCount).where(ExerciseCount.workshop == slug)):
         e = out.setdefault((c.notebook, c.exercise), {"notebook": c.notebook, "exercise": c.exercise, "passed": 0,

@@ -113,6 +113,20 @@ class Refusal(Base):
     last_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+TABLES = [LearnerEvent.__table__, LearnerState.__table__, ExerciseCount.__table__, Refusal.__table__]
+_READY: set[int] = set()
+
+
+def ensure_tables(session: Session) -> Session:
+    """Create this module's tables in an older workshop database (once per engine); returns the session."""
+    engine = session.get_bind()
+    if id(engine) not in _READY:
+        for table in TABLES:
+            table.create(engine, checkfirst=True)
+        _READY.add(id(engine))
+    return session
+
+
 @dataclass
 class EventRecord:
     """One stored event as plain data (what ``for_user`` returns and the export writes)."""
@@ -283,7 +297,7 @@ def _apply(session: Session, st: LearnerState, e: dict, now: datetime, limits: L
 def count_refusals(session: Session, user: str, reasons: dict[str, int]) -> None:
     """Add to the per-user, per-reason refusal counts (the dashboard's "refused" column)."""
     for reason, n in reasons.items():
-        row = session.scalar(select(Refusal).filter_by(user=user, reason=reason))
+        row = ensure_tables(session).scalar(select(Refusal).filter_by(user=user, reason=reason))
         if row is None:
             row = Refusal(user=user, reason=reason, count=0)
             session.add(row)
@@ -295,7 +309,7 @@ def record(session: Session, user: str, slug: str, events: list, limits: Limits 
     """Check and keep a batch of ``user``'s events for workshop ``slug``; refusals are counted; commits."""
     now = now or utcnow()
     out = Accepted()
-    st = _state(session, user, slug)
+    st = _state(ensure_tables(session), user, slug)
     for raw in events:
         try:
             if (st.events or 0) >= limits.events_per_user:
@@ -316,17 +330,17 @@ def record(session: Session, user: str, slug: str, events: list, limits: Limits 
 
 def for_user(session: Session, user: str) -> list[EventRecord]:
     """Every event kept about ``user``, oldest first (the privacy view and the GDPR export)."""
-    rows = session.scalars(select(LearnerEvent).filter_by(user=user).order_by(LearnerEvent.id))
+    rows = ensure_tables(session).scalars(select(LearnerEvent).filter_by(user=user).order_by(LearnerEvent.id))
     return [EventRecord.of(r) for r in rows]
 
 
 def state_for_user(session: Session, user: str) -> list[LearnerState]:
-    return list(session.scalars(select(LearnerState).filter_by(user=user).order_by(LearnerState.workshop)))
+    return list(ensure_tables(session).scalars(select(LearnerState).filter_by(user=user).order_by(LearnerState.workshop)))
 
 
 def refusals_for(session: Session, users: list[str]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for row in session.scalars(select(Refusal).where(Refusal.user.in_(users))):
+    for row in ensure_tables(session).scalars(select(Refusal).where(Refusal.user.in_(users))):
         out.setdefault(row.user, {})[row.reason] = row.count
     return out
 
@@ -334,6 +348,7 @@ def refusals_for(session: Session, users: list[str]) -> dict[str, dict[str, int]
 def forget(session: Session, user: str, slug: str | None = None) -> int:
     """Delete what the service holds about ``user`` (in one workshop, or all); the rows deleted; commits."""
     n = 0
+    ensure_tables(session)
     for table in (LearnerEvent, LearnerState, ExerciseCount):
         q = delete(table).where(table.user == user)
         n += session.execute(q.where(table.workshop == slug) if slug else q).rowcount or 0
