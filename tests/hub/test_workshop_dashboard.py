@@ -119,6 +119,7 @@ def test_each_event_shows_on_the_stream_and_stuck_finds_the_one(room):
     stream = room.stream()
     try:
         assert stream.wait_status() == 200
+        stream.wait_for(lambda e: e.event == "row", timeout=120)  # subscribed: the first rows are in
         first, second, third = room.names
         for name, events in ((first, [check("q1", False)] * 3), (second, [check("q1", True, "Correct!")]),
                              (third, [{"kind": "hand", "message": "my kernel died"}])):
@@ -152,6 +153,8 @@ def test_forged_oversized_and_flooding_events_are_refused_counted_and_harmless(r
     assert room.rows()[second]["refused"] == {}
     stream = room.stream()
     try:  # still live: a good event of someone else shows at once
+        assert stream.wait_status() == 200
+        stream.wait_for(lambda e: e.event == "row", timeout=120)  # subscribed: the first rows are in
         r = room.post(second, {"events": [check("q3", True, "Correct!")]})
         assert r.status_code == 202
         stream.wait_for(lambda e: e.event == "activity" and any(a["exercise"] == "q3" for a in e.json()), timeout=120)
