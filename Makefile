@@ -14,7 +14,7 @@ APT_RUN := python3 python3-venv python3-dev
 # And what the tests drive for real: Chromium, a one-node Slurm, the grading sandbox.
 APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
 
-.PHONY: help lab up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop bench-load bench-session
+.PHONY: help lab up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop bench-load bench-session bench-dashboard
 
 help:
 	@echo "make up         install everything and start the hub on http://127.0.0.1:8000"
@@ -105,3 +105,8 @@ clean:
 bench-session: install-test
 	./.ci/shared-access
 	$(PY) benchmarks/session.py
+
+# The live dashboard under a room of 60 (about 3 minutes; not part of `make bench`).
+bench-dashboard: install-test
+	./.ci/shared-access
+	$(PY) benchmarks/dashboard.py --participants 60 --seconds 60

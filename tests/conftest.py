@@ -27,16 +27,20 @@ Fixtures of one test module:
 - ``hub`` (module), a hub with that module's site config: browser/test_browser.py, browser/test_lab_tools.py,
   browser/test_lab_walltime.py (a short walltime hour), browser/test_workshop_browser.py,
   course/test_course_roster.py, hub/test_lab_session.py (its own profiles), hub/test_local_limits.py and
-  hub/test_session_tools.py (cgroups needed), hub/test_workshop_lifecycle.py (root); slurm/test_slurm_walltime.py
+  hub/test_session_tools.py (cgroups needed), hub/test_workshop_lifecycle.py (root),
+  hub/test_workshop_dashboard.py (root, a small profile); slurm/test_slurm_walltime.py
   (slurm backend, 10 s walltime re-check).
 - ``browser`` (module): Debian's Chromium through Playwright: browser/test_browser.py, slurm/test_slurm_walltime.py.
-- ``chromium`` (hub/test_workshop_coursework.py, module): the same launch of Chromium, for the coursework hub.
+- ``chromium`` (hub/test_workshop_coursework.py, hub/test_workshop_dashboard.py, module): the same launch of Chromium, for
+  that module's hub.
 - ``learner`` (hub/test_local_limits.py, module): one learner for the whole module.
 - ``load_hub`` (hub/test_load_test_mode.py, module): a hub in load-test mode.
 - ``queued_hub`` (hub/test_spawn_queue.py, module): a hub that starts one server at a time.
 - ``course_hub`` (hub/test_workshop_coursework.py, module): a hub whose workshops grade the tiny course.
 - ``graded`` (module): hub/test_workshop_coursework.py (a workshop whose participants submitted and were graded),
   course/test_grading_fairness.py (odd, oversized and failing submissions graded once).
+- ``room`` (hub/test_workshop_dashboard.py, module): a workshop, its trainer, another workshop's trainer, and three
+  participants whose servers run, with their servers' tokens.
 - ``essay_hub`` (hub/test_workshop_written_answer.py, module): a hub whose course has a written answer.
 - ``work`` (hub/test_doctor.py): a traversable scratch folder, removed afterwards.
 - ``server`` (hub/test_lean_start.py): a real Jupyter server with the learners' config, as the spawner starts it.
@@ -66,7 +70,7 @@ Fixtures of one test module:
 - ``slurm`` (unit/test_course_slurm_backend.py): the course's Slurm commands replayed through the runner.
 - ``auth`` (unit/test_login_lockout.py): the native authenticator on an in-memory database.
 - ``replay``, ``make_spawner`` (unit/test_slurm_spawner.py): scripted Slurm command output, and a spawner that runs it.
-- ``db`` (unit/test_workshop_binding.py): a workshop database in the test's tmp dir.
+- ``db`` (unit/test_workshop_binding.py, unit/test_workshop_events.py): a workshop database in the test's tmp dir.
 - ``ctx`` (unit/test_workshop_lifecycle_parts.py): a workshop service context on a tmp database.
 
 Markers come from the folder (``FOLDER_MARKERS``), so no test can forget its own; ``kernel`` marks the

@@ -245,7 +245,7 @@ def update_workshops(c: Config, cfg: dict) -> None:
             "name": "academy-service",
             "description": "The workshop service: makes participants' users and groups, reads callers' groups",
             "scopes": ["admin:users", "admin:groups", "list:users", "read:users", "list:groups", "read:groups",
-                       "read:servers", "servers",
+                       "read:servers", "servers", "admin:server_state",  # the dashboard's job ids and stop reasons
                        # teardown: delete participants' tokens and revoke shares of their servers
                        "tokens", "shares"],
             "services": ["academy"],
@@ -262,6 +262,19 @@ def update_workshops(c: Config, cfg: dict) -> None:
     for group in ws["trainer_groups"]:
         groups.setdefault(group, {"users": []})
     c.JupyterHub.load_groups = groups
+
+
+def update_learner_api(c: Config, cfg: dict) -> None:
+    """Learner servers may call the trainer service with their own token (see academy/workshop/learnerapi.py)."""
+    if not cfg["workshops"]["enabled"]:
+        return
+    from academy.workshop.learnerapi import SCOPE, service_url
+    # Additive: the default "server" role's scopes (or what another updater set) plus ours.
+    scopes = c.Spawner.server_token_scopes if "server_token_scopes" in c.Spawner else ["users:activity!user", "access:servers!server"]
+    c.Spawner.server_token_scopes = [*scopes, SCOPE]
+    # A server's token gets only scopes its user holds, so every user holds this one (pages still 403 them).
+    c.JupyterHub.extra_user_scopes = {*c.JupyterHub.get("extra_user_scopes", set()), SCOPE}
+    c.Spawner.environment = {**(c.Spawner.environment if "environment" in c.Spawner else {}), "ACADEMY_SERVICE_URL": service_url(cfg)}
 
 
 def update_formgrader(c: Config, cfg: dict) -> None:
@@ -374,6 +387,7 @@ UPDATERS = [
     update_envs,
     update_formgrader,
     update_workshops,
+    update_learner_api,
     update_spawn_queue,
     update_load_test,
     update_lab,
