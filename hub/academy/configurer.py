@@ -359,6 +359,12 @@ def update_lab(c: Config, cfg: dict) -> None:
     c.JupyterHub.template_vars.update({"academy_last_stop": last_stop_message})
 
 
+def update_announcements(c: Config, cfg: dict) -> None:
+    """Workshop announcements on the hub's home page, and learner servers' token for the service (issue #10)."""
+    from academy.workshop.learnerconfig import update_learner_side
+
+    update_learner_side(c, cfg)
+
 UPDATERS = [
     update_hub,
     update_proxy,
@@ -374,6 +380,7 @@ UPDATERS = [
     update_spawn_queue,
     update_load_test,
     update_lab,
+    update_announcements,
 ]
 
 

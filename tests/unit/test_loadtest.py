@@ -41,7 +41,7 @@ def test_load_test_config_appends_its_service_and_keeps_the_culler():
     cfg["_load_client_token"] = "t" * 32
     c = apply_config(Config(), cfg)
     assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", "academy", "load-client"]
-    assert [r["name"] for r in c.JupyterHub.load_roles] == ["idle-culler", "academy-service", "academy-trainer", "load-client"]
+    assert [r["name"] for r in c.JupyterHub.load_roles] == ["idle-culler", "academy-service", "academy-trainer", "load-client", "user"]
     assert c.JupyterHub.authenticator_class == "academy.loadtest.LoadTestAuthenticator"
     assert c.AcademyLocalSpawner.options_form == ""
     plain = apply_config(Config(), build_config({}))
