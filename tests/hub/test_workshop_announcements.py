@@ -139,6 +139,10 @@ def test_another_workshops_trainer_gets_403_on_announce_export_and_forget(hub):
     for name in (pb.name, f"..%2F{pb.name}", f"{pa.name}%2F..%2F..%2F{slug_b}", "%2E%2E"):
         assert a.session.get(service_url(hub, f"w/{slug_a}/participants/{name}/export"), timeout=60).status_code == 404, name
     assert post(f"w/{slug_a}/participants/{pb.name}/forget").status_code == 404
+    # A participant cannot export themselves or anyone else: the pages are for trainers.
+    own = requests.get(service_url(hub, f"w/{slug_b}/participants/{pb.name}/export"),
+                       headers={"Authorization": f"token {pb.token}"}, timeout=60)
+    assert own.status_code == 403
     # B's announcement is untouched and still only B's participants see it.
     assert [x["text"] for x in _learner_api(hub, pb.token).json()["announcements"]] == ["for B only"]
     assert _learner_api(hub, pa.token).json()["announcements"] == []
