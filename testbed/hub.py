@@ -163,10 +163,12 @@ class HubProcess:
         return s
 
     def token_for(self, session: requests.Session, username: str, note: str = "test") -> str:
+        # The hub's own XSRF cookie: a session that also visited a service holds that service's one too.
+        xsrf = next((c.value for c in session.cookies if c.name == "_xsrf" and c.path.startswith("/hub")), "")
         r = session.post(
             f"{self.url}/hub/api/users/{username}/tokens",
             json={"note": note, "expires_in": 3600},
-            headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
+            headers={"X-XSRFToken": xsrf},
             timeout=30,
         )
         assert r.status_code == 201, r.text

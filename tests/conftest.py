@@ -24,7 +24,7 @@ Fixtures shared through conftest.py files and tests/support:
 
 Fixtures of one test module:
 
-- ``hub`` (module), a hub with that module's site config: browser/test_browser.py, browser/test_lab_tools.py,
+- ``hub`` (module), a hub with that module's site config: browser/test_announcements_browser.py, browser/test_browser.py, browser/test_lab_tools.py,
   browser/test_lab_walltime.py (a short walltime hour), browser/test_workshop_browser.py,
   course/test_course_roster.py, hub/test_lab_session.py (its own profiles), hub/test_local_limits.py and
   hub/test_session_tools.py (cgroups needed), hub/test_workshop_lifecycle.py (root),
@@ -72,6 +72,7 @@ Fixtures of one test module:
 - ``replay``, ``make_spawner`` (unit/test_slurm_spawner.py): scripted Slurm command output, and a spawner that runs it.
 - ``db`` (unit/test_workshop_binding.py, unit/test_workshop_events.py): a workshop database in the test's tmp dir.
 - ``ctx`` (unit/test_workshop_lifecycle_parts.py): a workshop service context on a tmp database.
+- ``wctx`` (unit/test_announcements_privacy.py): a workshop service context on a tmp database with three workshops.
 
 Markers come from the folder (``FOLDER_MARKERS``), so no test can forget its own; ``kernel`` marks the
 tests that start a real Jupyter kernel outside a hub (``KERNEL_TESTS``). ``make test-fast`` runs what

@@ -265,16 +265,10 @@ def update_workshops(c: Config, cfg: dict) -> None:
 
 
 def update_learner_api(c: Config, cfg: dict) -> None:
-    """Learner servers may call the trainer service with their own token (see academy/workshop/learnerapi.py)."""
-    if not cfg["workshops"]["enabled"]:
-        return
-    from academy.workshop.learnerapi import SCOPE, service_url
-    # Additive: the default "server" role's scopes (or what another updater set) plus ours.
-    scopes = c.Spawner.server_token_scopes if "server_token_scopes" in c.Spawner else ["users:activity!user", "access:servers!server"]
-    c.Spawner.server_token_scopes = [*scopes, SCOPE]
-    # A server's token gets only scopes its user holds, so every user holds this one (pages still 403 them).
-    c.JupyterHub.extra_user_scopes = {*c.JupyterHub.get("extra_user_scopes", set()), SCOPE}
-    c.Spawner.environment = {**(c.Spawner.environment if "environment" in c.Spawner else {}), "ACADEMY_SERVICE_URL": service_url(cfg)}
+    """Learner servers reach the trainer service with their own token; announcements on the home page (#10)."""
+    from academy.workshop.learnerconfig import update_learner_side
+
+    update_learner_side(c, cfg)
 
 
 def update_formgrader(c: Config, cfg: dict) -> None:

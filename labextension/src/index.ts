@@ -7,6 +7,7 @@ import { IMainMenu } from '@jupyterlab/mainmenu';
 import { IStateDB } from '@jupyterlab/statedb';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
+import { addAnnouncements } from './announcements';
 import { ISession } from './api';
 import { addLanding, openWelcomeOnce } from './landing';
 import { addEnvironments, addNotices, addResources } from './labtools';
@@ -43,6 +44,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     addResources(statusBar);
     addNotices();
     addEnvironments(app, launcher);
+    addAnnouncements();
   }
 };
 

@@ -163,6 +163,7 @@ def test_scheduled_warm_start_teardown_killed_midway_resumes_once_and_purge_wait
         assert hub.api("GET", f"/users/{name}", token).json()["servers"][""]["ready"]
     page = admin.get(service_url(hub, f"w/{slug}"), timeout=60).text
     assert "2 running, 0 starting, 0 pending, 0 failed" in page
+    assert post_form(admin, hub, f"w/{slug}/announce", {"text": "Last call: save your work"}).status_code == 200
 
     # A big home makes the archive step take a while, so the kill lands inside it.
     home = Path(unix_account(names[0]).pw_dir)
@@ -223,6 +224,13 @@ def test_scheduled_warm_start_teardown_killed_midway_resumes_once_and_purge_wait
         assert not archive_path(hub.state_dir, slug, name).exists()
         assert login_status(hub, name, creds[name]) == 403
     assert 'id="purged"' in admin.get(service_url(hub, f"w/{slug}"), timeout=60).text
+    # The service's own data goes too: each account's dashboard events, the workshop's announcements.
+    purged = {(row[4], row[5]) for row in audit_rows(admin, hub, slug) if row[2] == "purge.step"}
+    assert {(n, "purge-events") for n in names} | {("", "purge-announcements")} <= purged, purged
+    import sqlite3
+
+    with sqlite3.connect(hub.state_dir / "workshops.sqlite") as db:
+        assert db.execute("select count(*) from announcements where workshop = ?", (slug,)).fetchone()[0] == 0
 
 
 def lifecycle_torn_down(hub, slug: str) -> bool:

@@ -333,7 +333,8 @@ def purge_from(ctx: actions.Context, w: Workshop) -> datetime | None:
 
 
 async def purge(ctx: actions.Context, actor: str, slug: str) -> "Outcome":
-    """Delete the workshop's own accounts, Unix accounts, homes and archives after the retention."""
+    """Delete the workshop's own accounts, Unix accounts, homes, archives, events and announcements after the retention."""
+    from academy.workshop.privacy import purge_hooks
     from academy.workshop.teardown import PurgeTooEarly, run_purge
 
     w = actions.get_workshop(ctx, slug)
@@ -359,7 +360,7 @@ async def purge(ctx: actions.Context, actor: str, slug: str) -> "Outcome":
                 home_of=home_of, ended_at=w.torn_down_at.replace(tzinfo=timezone.utc),
                 retention_days=ctx.wcfg["retention_days"],
                 unix_account_of=(lambda n: f"acad-{n}") if local_root else (lambda n: None),
-                delete_login=delete)
+                delete_login=delete, **purge_hooks(ctx, slug))  # events of each account, the announcements
         except PurgeTooEarly as exc:
             failures = [str(exc)]
             raise InvalidRequest([Problem("purge", str(exc))]) from exc

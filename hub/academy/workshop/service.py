@@ -260,12 +260,15 @@ def make_app(ctx: actions.Context, prefix: str, hub_prefix: str, cookie_secret: 
         ("oauth_callback", HubOAuthCallbackHandler),
     ]
     # Course work and the lifecycle (warm start, teardown, purge): their own handlers and page sections.
-    from academy.workshop import coursework_pages, dashboard, events_api, lifecycle_pages
+    from academy.workshop import (announcement_pages, coursework_pages, dashboard, events_api, lifecycle_pages,
+                                  privacy)
     routes += coursework_pages.routes(slug) + lifecycle_pages.routes(slug)
     routes += dashboard.routes(slug) + events_api.routes()  # the live dashboard and the learners' event API
+    routes += announcement_pages.routes(slug) + privacy.routes(slug)  # announcements, export/forget
     jinja = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
     coursework_pages.register(jinja, ctx)
     lifecycle_pages.install(jinja, ctx)
+    announcement_pages.install(jinja, ctx)
     return web.Application(
         [(url_path_join(prefix, path), handler) for path, handler in routes],
         ctx=ctx, jinja=jinja, prefix=prefix, hub_prefix=hub_prefix, cookie_secret=cookie_secret, xsrf_cookies=True,

@@ -17,9 +17,10 @@ a kill skips what finished and never does a step twice once it is marked):
    is stored as a symlink, never followed, so a planted link to ``/etc/shadow`` or another
    home archives the link, not its target.
 
-Purge (after ``retention_days``) deletes, per participant: the hub user, the native login,
-the local backend's Unix account ``acad-<name>`` (``userdel`` as a subprocess), the home,
-and the archive.
+Purge (after ``retention_days``) deletes the workshop's own data once (``forget_workshop``: its
+announcements) and then, per participant: what the service recorded about them (``forget_data``:
+their dashboard events), the hub user, the native login, the local backend's Unix account
+``acad-<name>`` (``userdel`` as a subprocess), the home, and the archive.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from academy.workshop.homearchive import archive_home, archive_path
 
 WORKSHOP_WIDE = "*"
 TEARDOWN_STEPS = ("block", "unshare", "stop", "archive")
-PURGE_STEPS = ("purge-hub-user", "purge-login", "purge-unix", "purge-home", "purge-archive")
+PURGE_STEPS = ("purge-events", "purge-hub-user", "purge-login", "purge-unix", "purge-home", "purge-archive")
 
 
 class StepStore(Protocol):
@@ -282,6 +283,8 @@ async def run_purge(
     now: datetime | None = None,
     unix_account_of: Callable[[str], str | None] = lambda n: f"acad-{n}",
     delete_login: Callable[[str], Any] | None = None,
+    forget_data: Callable[[str], Any] | None = None,
+    forget_workshop: Callable[[], Any] | None = None,
     on_step: Callable[[str, str], None] | None = None,
 ) -> TeardownReport:
     """Delete everything of a torn-down workshop's participants once ``retention_days`` have passed."""
@@ -308,7 +311,11 @@ async def run_purge(
         elif path.exists():
             await asyncio.to_thread(shutil.rmtree, path)  # fd-based: never follows a symlink inside
 
+    if forget_workshop is not None:
+        await _steps(workshop, [WORKSHOP_WIDE], [("purge-announcements", lambda _n: _call(forget_workshop))],
+                     store, report, 1, on_step)
     steps = [
+        ("purge-events", lambda n: _call(forget_data, n) if forget_data else asyncio.sleep(0)),
         ("purge-hub-user", lambda n: hub.call("DELETE", f"/users/{_u(n)}", ok=(204, 404))),
         ("purge-login", lambda n: _call(delete_login, n) if delete_login else asyncio.sleep(0)),
         ("purge-unix", unix),
