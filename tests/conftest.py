@@ -58,6 +58,8 @@ Fixtures of one test module:
 - ``progress`` (curriculum/test_learn.py): the progress log's path, in the test's tmp dir.
 - ``progress_file`` (curriculum/test_lessons_00_06.py, autouse): the progress log in the test's tmp dir.
 - ``faq`` (curriculum/test_lessons_07_09.py, module): lesson 09's FAQ data set.
+- ``standin`` (unit/test_learner_link.py): a local tornado app standing in for the Academy service's events API
+  (helper A's part of issue #10) and the hub's sharing endpoints, with the server identity that points at it.
 - ``listener`` (unit/test_doctor_papercuts.py, unit/test_slurm_spawner.py): a process or TCP port listening
   on a free port.
 - ``source`` (unit/test_home.py): a curriculum folder to copy into a home.

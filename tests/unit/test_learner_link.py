@@ -1,0 +1,331 @@
+"""The learner side of the live workshop: progress events forwarded in bounded batches, and "Ask a trainer".
+
+The Academy service's ``POST api/events`` and ``GET api/events/mine`` are helper A's part of issue #10,
+on another branch; here a small local tornado app STANDS IN for them (and for the hub's sharing
+endpoints in the help-desk tests), answering as the contract says (202, 400, 403, 429, 503) or not at
+all. Everything else is production code talking real HTTP through tornado's AsyncHTTPClient. The real
+hub's sharing API is exercised in tests/hub/test_trainer_share.py. Time is a controlled clock, never a sleep.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import pytest
+from tornado import web
+from tornado.httpserver import HTTPServer
+
+from academy.labtools.forward import EventForwarder, ProgressTail, event_from_line, make_event
+from academy.labtools.help import HelpDesk, HelpRefused
+from academy.labtools.servicelink import ServerIdentity, call
+from academy.trainer_access import update_trainer_access
+
+
+class StandIn:
+    """What the stand-in service and hub received, and how they answer next."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict]] = []
+        self.bodies: list[bytes] = []
+        self.answers: list[int] = []  # status of the next POSTs to api/events; empty: 202
+        self.mine = {"trainer_group": "ws1-trainers", "events": []}
+        self.mine_status = 200
+        self.shared: list[str] = []
+        self.share_posts: list[dict] = []
+        self.slow: asyncio.Event | None = None
+
+
+class Events(web.RequestHandler):
+    async def post(self):
+        s: StandIn = self.settings["standin"]
+        if s.slow is not None:
+            await s.slow.wait()
+        status = s.answers.pop(0) if s.answers else 202
+        s.bodies.append(self.request.body)
+        self.set_status(status)
+        if status == 202:
+            events = json.loads(self.request.body)["events"]
+            s.batches.append(events)
+            self.finish({"accepted": len(events), "refused": 0})
+        else:
+            self.finish({"message": f"stand-in says {status}"})
+
+
+class Mine(web.RequestHandler):
+    def get(self):
+        s: StandIn = self.settings["standin"]
+        self.set_status(s.mine_status)
+        self.finish(s.mine if s.mine_status == 200 else {"message": "not a participant"})
+
+
+class Shares(web.RequestHandler):
+    def get(self, user):
+        self.finish(json.dumps([{"group": {"name": g}} for g in self.settings["standin"].shared]))
+
+    def post(self, user):
+        s: StandIn = self.settings["standin"]
+        body = json.loads(self.request.body)
+        s.share_posts.append(body)
+        s.shared.append(body["group"])
+        self.finish({"server": {"url": f"/user/{user}/"}, "group": {"name": body["group"]}})
+
+    def delete(self, user):
+        self.settings["standin"].shared.clear()
+        self.set_status(204)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def standin():
+    s = StandIn()
+    app = web.Application([
+        (r"/services/academy/api/events", Events), (r"/services/academy/api/events/mine", Mine),
+        (r"/hub/api/shares/([^/]+)/", Shares),
+    ], standin=s)
+    port = _free_port()
+    server = HTTPServer(app)
+    server.listen(port, "127.0.0.1")
+    me = ServerIdentity.from_env({"JUPYTERHUB_USER": "ann", "JUPYTERHUB_API_URL": f"http://127.0.0.1:{port}/hub/api",
+                                  "JUPYTERHUB_API_TOKEN": "server-token", "JUPYTERHUB_SERVICE_PREFIX": "/user/ann/"})
+    yield s, me
+    server.stop()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def forwarder_for(me: ServerIdentity, clock: Clock, **kw) -> EventForwarder:
+    async def post(events):
+        return await call(me.service_url + "api/events", me.token, "POST", {"events": events})
+    return EventForwarder(post=post, clock=clock, **kw)
+
+
+def test_a_progress_line_becomes_an_event_without_the_user_name():
+    """Is a record_event line forwarded as the contract's event, with no user name and capped strings,
+    and is anything else in the file (garbage, another kind) skipped?"""
+    line = json.dumps({"time": "2026-12-02T10:00:00+00:00", "user": "bob", "notebook": "01", "exercise": "softmax",
+                       "kind": "check", "passed": False, "message": "x" * 5000}).encode() + b"\n"
+    event = event_from_line(line)
+    assert set(event) == {"kind", "notebook", "exercise", "passed", "message", "time"}
+    assert event["passed"] is False and len(event["message"]) == 1000 and event["time"].startswith("2026-12-02")
+    assert event_from_line(b"{not json\n") is None
+    assert event_from_line(json.dumps({"kind": "share"}).encode()) is None  # only the server itself makes those
+    with pytest.raises(ValueError):
+        make_event("hand-of-god")
+
+
+def test_the_tail_starts_at_the_end_reads_whole_lines_and_resumes_from_its_cursor(tmp_path):
+    """Does a first start skip what the file already held, a half-written line wait, and a restart resume
+    from the saved cursor (and a truncated file start over)?"""
+    path = tmp_path / "progress.jsonl"
+    path.write_bytes(b'{"old": 1}\n')
+    tail = ProgressTail(path)
+    assert tail.read() == []
+    with open(path, "ab") as f:
+        f.write(b'{"a": 1}\n{"b": 2')
+    lines = tail.read()
+    assert [line for _, line in lines] == [b'{"a": 1}\n']
+    with open(path, "ab") as f:
+        f.write(b'}\n{"c": 3}\n')
+    first, second = tail.read()
+    assert second[1] == b'{"c": 3}\n'
+    tail.save(first[0])  # only {"b": 2} reached the service
+    again = ProgressTail(path)
+    assert [line for _, line in again.read()] == [b'{"c": 3}\n']
+    path.write_bytes(b'{"new": 1}\n')
+    assert [line for _, line in again.read()] == [b'{"new": 1}\n']
+
+
+async def test_batches_are_bounded_in_count_size_and_rate(standin):
+    """With 300 events queued, does each send hold at most 50 events and 32 KiB, is there at most one send
+    per interval, and does the client-side rate keep the sustained pace below the service's 10 events/s?"""
+    s, me = standin
+    clock = Clock()
+    fwd = forwarder_for(me, clock, rate_per_second=8.0, burst=50)
+    for i in range(300):
+        fwd.add(make_event("check", notebook="01", exercise=f"e{i}", passed=False, message="é" * 1000))
+    await fwd.tick()
+    await fwd.tick()  # same instant: not due yet
+    assert len(s.batches) == 1
+    for _ in range(60):
+        clock.now += 1.0
+        await fwd.tick()
+    assert all(len(b) <= 50 for b in s.batches) and all(len(body) <= 32 * 1024 for body in s.bodies)
+    sent = sum(len(b) for b in s.batches)
+    # 60 s at 8/s plus the first burst of 50 at most; nothing sent twice, order kept.
+    assert sent <= 50 + 8 * 60 + 1
+    names = [e["exercise"] for b in s.batches for e in b]
+    assert names == [f"e{i}" for i in range(len(names))] and fwd.stats.sent == sent
+
+
+async def test_the_queue_is_bounded_and_counts_what_it_drops(standin):
+    """When a learner floods (or the service is away long), does the queue keep only the newest
+    max_queue events and count the dropped ones?"""
+    _, me = standin
+    fwd = forwarder_for(me, Clock(), max_queue=10)
+    for i in range(25):
+        fwd.add(make_event("hint", exercise=f"e{i}"))
+    assert len(fwd.queue) == 10 and fwd.stats.dropped_overflow == 15
+    assert fwd.queue[0].event["exercise"] == "e15"
+
+
+async def test_a_failing_service_gets_retries_with_growing_back_off_and_nothing_is_lost(standin):
+    """While the service answers 503 and 429, does the batch stay first in line with waits that grow
+    (up to the cap), and once it answers again, does every event arrive exactly once, in order?"""
+    s, me = standin
+    clock = Clock()
+    fwd = forwarder_for(me, clock, backoff_first=2.0, backoff_max=16.0)
+    for i in range(5):
+        fwd.add(make_event("check", exercise=f"e{i}", passed=True))
+    s.answers = [503, 503, 429, 503, 503, 503]
+    waits = []
+    for _ in range(6):
+        before = len(s.bodies)
+        while len(s.bodies) == before:
+            clock.now += 0.5
+            await fwd.tick()
+        waits.append(fwd._next_send - clock.now)
+    assert s.batches == [] and len(fwd.queue) == 5 and fwd.stats.failures == 6
+    assert waits[0] < waits[1] < waits[2] and max(waits) <= 16.0 * 1.2
+    while not s.batches:
+        clock.now += 1.0
+        await fwd.tick()
+    assert [e["exercise"] for e in s.batches[0]] == [f"e{i}" for i in range(5)] and not fwd.queue
+
+
+async def test_no_service_at_all_is_a_retry_not_a_crash():
+    """With nothing listening at the service's address, does a send fail softly (599) and keep the events?"""
+    port = _free_port()
+    me = ServerIdentity.from_env({"JUPYTERHUB_USER": "ann", "JUPYTERHUB_API_URL": f"http://127.0.0.1:{port}/hub/api",
+                                  "JUPYTERHUB_API_TOKEN": "t"})
+    fwd = forwarder_for(me, Clock())
+    fwd.add(make_event("hint"))
+    await fwd.tick()
+    assert fwd.stats.last_status == 599 and len(fwd.queue) == 1 and fwd.stats.failures == 1
+
+
+async def test_not_in_a_workshop_pauses_for_a_long_time_and_a_refused_batch_is_dropped(standin):
+    """Does a 403 (not a participant) drop the queue and pause sending for pause_seconds, counting what
+    comes meanwhile; and does a 400 drop just that batch so later events still go?"""
+    s, me = standin
+    clock = Clock()
+    fwd = forwarder_for(me, clock, pause_seconds=600)
+    fwd.add(make_event("hint", exercise="a"))
+    s.answers = [403]
+    await fwd.tick()
+    assert fwd.paused and not fwd.queue and fwd.stats.dropped_paused == 1
+    fwd.add(make_event("hint", exercise="b"))
+    clock.now += 599
+    await fwd.tick()
+    assert len(s.bodies) == 1 and fwd.stats.dropped_paused == 2
+    clock.now += 2
+    s.answers = [400]
+    fwd.add(make_event("hint", exercise="c"))
+    await fwd.tick()
+    assert fwd.stats.dropped_bad_batch == 1 and not fwd.queue
+    fwd.add(make_event("hint", exercise="d"))
+    clock.now += 1
+    await fwd.tick()
+    assert [e["exercise"] for e in s.batches[-1]] == ["d"]
+
+
+async def test_a_slow_service_never_blocks_the_loop_or_doubles_a_send(standin):
+    """While a send waits on a slow service, does the event loop keep running other work, and does a
+    second tick meanwhile send nothing?"""
+    s, me = standin
+    s.slow = asyncio.Event()
+    clock = Clock()
+    fwd = forwarder_for(me, clock)
+    fwd.add(make_event("hint"))
+    sending = asyncio.ensure_future(fwd.tick())
+    ran = []
+    for i in range(5):
+        await asyncio.sleep(0.01)
+        ran.append(i)
+    clock.now += 5
+    await fwd.tick()
+    assert ran == [0, 1, 2, 3, 4] and not sending.done()
+    s.slow.set()
+    await sending
+    assert len(s.bodies) == 1 and fwd.stats.sent == 1
+
+
+async def test_ask_shares_only_with_the_services_trainer_group_and_end_revokes(standin):
+    """Does "Ask a trainer" with consent share the server with exactly the group the service names and send
+    hand and share (its message the server's path); and does End access revoke and send share_ended and
+    hand_lowered?"""
+    s, me = standin
+    fwd = forwarder_for(me, Clock())
+    desk = HelpDesk(me, fwd, "consent")
+    state = await desk.ask("stuck on softmax", share=True)
+    assert s.share_posts == [{"group": "ws1-trainers"}] and state.shared and state.share_path == "/user/ann/"
+    assert [(e.event["kind"], e.event["message"]) for e in fwd.queue] == [("hand", "stuck on softmax"), ("share", "/user/ann/")]
+    state = await desk.end()
+    assert not state.shared and not state.hand and s.shared == []
+    assert [e.event["kind"] for e in fwd.queue][-2:] == ["share_ended", "hand_lowered"]
+
+
+async def test_ask_without_consent_or_outside_a_workshop(standin):
+    """Does asking without consent raise only the hand (no share); and is asking refused, with the reason,
+    when the service says the learner is in no active workshop or names no valid trainer group?"""
+    s, me = standin
+    desk = HelpDesk(me, forwarder_for(me, Clock()), "consent")
+    state = await desk.ask("", share=False)
+    assert state.hand and not state.shared and s.share_posts == []
+    s.mine_status = 403
+    with pytest.raises(HelpRefused, match="not a participant"):
+        await desk.ask("", share=True)
+    s.mine_status, s.mine = 200, {"trainer_group": "../admin"}
+    with pytest.raises(HelpRefused, match="no trainer group"):
+        await desk.ask("", share=True)
+    assert s.share_posts == []
+
+
+async def test_always_mode_shares_at_start_and_end_keeps_it(standin):
+    """With trainer_access "always", is the server shared at the first refresh without asking, announced
+    with a share event, and does End access lower the hand but leave the site's share in place?"""
+    s, me = standin
+    fwd = forwarder_for(me, Clock())
+    desk = HelpDesk(me, fwd, "always")
+    state = await desk.refresh()
+    assert state.shared and s.shared == ["ws1-trainers"] and [e.event["kind"] for e in fwd.queue] == ["share"]
+    await desk.refresh()
+    assert s.share_posts == [{"group": "ws1-trainers"}]  # not shared twice
+    state = await desk.end()
+    assert state.shared and s.shared == ["ws1-trainers"]
+
+
+def test_hub_config_lets_a_server_token_share_its_own_server():
+    """Does the hub config keep the server token's default scopes and add shares!user and read:groups:name,
+    give them to the user role (the hub grants a token only what its user holds), pass the setting to
+    servers, and add to a user role another area set rather than define a second one?"""
+    from traitlets.config import Config
+
+    cfg = {"workshops": {"enabled": True, "trainer_access": "always"}}
+    c = Config()
+    update_trainer_access(c, cfg)
+    assert c.Spawner.server_token_scopes == ["access:servers!server", "users:activity!user", "shares!user", "read:groups:name"]
+    assert c.JupyterHub.load_roles == [{"name": "user", "description": c.JupyterHub.load_roles[0]["description"],
+                                        "scopes": ["self", "shares!user", "read:groups:name"]}]
+    assert c.Spawner.environment["ACADEMY_TRAINER_ACCESS"] == "always"
+    c = Config()
+    c.Spawner.server_token_scopes = ["access:servers!server", "users:activity!user", "access:services!service=academy"]
+    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "access:services!service=academy"]}]
+    update_trainer_access(c, cfg)
+    assert c.Spawner.server_token_scopes[2:] == ["access:services!service=academy", "shares!user", "read:groups:name"]
+    assert [r["name"] for r in c.JupyterHub.load_roles] == ["user"]
+    assert c.JupyterHub.load_roles[0]["scopes"] == ["self", "access:services!service=academy", "shares!user", "read:groups:name"]
+    c = Config()
+    update_trainer_access(c, {"workshops": {"enabled": False, "trainer_access": "consent"}})
+    assert "server_token_scopes" not in c.Spawner
