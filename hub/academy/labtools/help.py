@@ -66,13 +66,14 @@ class HelpDesk:
     """The learner's help state for one server, refreshed from the service and the hub."""
 
     def __init__(self, me: ServerIdentity, forwarder: EventForwarder, mode: str = "consent",
-                 refresh_seconds: float = 60.0, log=None, clock=time.monotonic) -> None:
+                 refresh_seconds: float = 60.0, log=None, clock=time.monotonic, on_revoked=None) -> None:
         if mode not in MODES:
             raise ValueError(f"trainer_access must be one of {', '.join(MODES)}, not {mode!r}")
         self.me, self.forwarder, self.mode = me, forwarder, mode
         self.shares = HubShares(me)
         self.state = HelpState(trainer_access=mode)
         self.refresh_seconds, self.log, self.clock = refresh_seconds, log, clock
+        self.on_revoked = on_revoked  # cuts off connections the share let in (academy.labtools.cutoff)
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -141,13 +142,18 @@ class HelpDesk:
         """End trainer access (unless the site keeps it on) and lower the hand."""
         async with self._lock:
             st = self.state
-            if st.shared and self.mode != "always":
+            if self.mode != "always":
+                # Asked afresh: a share made before this server started (or by hand) ends too.
+                groups = await self.shares.groups()
+                was_shared = st.shared or (groups.ok and bool(groups.data))
                 answer = await self.shares.revoke_all()
                 if not answer.ok and answer.status != 404:
                     raise HelpRefused(502, f"the hub did not end the access: {answer.status} {answer.reason}")
                 st.shared, st.share_path = False, ""
-                self.forwarder.add(make_event("share_ended"))
-                self._info("shares of this server revoked")
+                closed = self.on_revoked() if self.on_revoked else 0
+                if was_shared:
+                    self.forwarder.add(make_event("share_ended"))
+                    self._info("shares of this server revoked; %s open connection(s) of others closed", closed)
             if st.hand:
                 st.hand = False
                 self.forwarder.add(make_event("hand_lowered"))

@@ -4,8 +4,9 @@ It starts, in the server's own event loop, the progress forwarder (:mod:`academy
 the progress file tailed every ``forward_interval`` seconds, new events sent to the Academy service's
 ``POST api/events``), a ``sessions`` event when the notebooks open in this server change (from the
 server's own session manager, at most every ``sessions_seconds``), and "Ask a trainer"
-(:mod:`academy.labtools.help`). A server the hub did not start, or whose owner is in no active
-workshop (the service answers 403), sends nothing: the forwarder pauses and the top bar hides the button.
+(:mod:`academy.labtools.help`; End access cuts off open connections at once: :mod:`academy.labtools.cutoff`).
+A server the hub did not start, or whose owner is in no active workshop (the service answers 403),
+sends nothing: the forwarder pauses and the top bar hides the button.
 Enabled next to ``academy.labtools`` in ``hub/singleuser/jupyter_server_config.json``.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from traitlets import Enum, Float, Int, default
 from traitlets.config import Configurable
 
+from academy.labtools.cutoff import cut_off_others, track_kernel_connections
 from academy.labtools.forward import EventForwarder, ProgressTail, event_from_line, make_event
 from academy.labtools.help import MODES, HelpDesk, routes
 from academy.labtools.servicelink import ServerIdentity, call
@@ -50,7 +52,7 @@ class AcademyLearnerLink(Configurable):
 class LearnerLink:
     """The running parts: tail, forwarder, sessions watch, help desk."""
 
-    def __init__(self, settings: AcademyLearnerLink, me: ServerIdentity, session_manager, log) -> None:
+    def __init__(self, settings: AcademyLearnerLink, me: ServerIdentity, session_manager, log, on_revoked=None) -> None:
         self.me, self.log, self.session_manager = me, log, session_manager
         self.tail = ProgressTail(progress_path())
         self.forwarder = EventForwarder(
@@ -58,7 +60,8 @@ class LearnerLink:
             rate_per_second=settings.rate_per_second, interval=settings.forward_interval,
             backoff_max=settings.backoff_max, pause_seconds=settings.pause_seconds, on_sent=self.tail.save,
         )
-        self.desk = HelpDesk(me, self.forwarder, settings.trainer_access, settings.refresh_seconds, log)
+        self.desk = HelpDesk(me, self.forwarder, settings.trainer_access, settings.refresh_seconds, log,
+                             on_revoked=on_revoked)
         self._open: list[str] | None = None
         self._callbacks = [
             PeriodicCallback(self.pump, settings.forward_interval * 1000),
@@ -118,7 +121,9 @@ def _load_jupyter_server_extension(serverapp) -> None:
         web_app.settings["academy_help"] = None
         serverapp.log.info("academy.labtools.learner: not started by a hub; no events are forwarded")
         return
-    link = LearnerLink(settings, me, serverapp.session_manager, serverapp.log)
+    track_kernel_connections(web_app)
+    link = LearnerLink(settings, me, serverapp.session_manager, serverapp.log,
+                       on_revoked=lambda: cut_off_others(serverapp, me.user))
     web_app.settings["academy_help"] = link.desk
     web_app.settings["academy_learner_link"] = link
     link.start()

@@ -111,5 +111,7 @@ class HubShares:
         return answer
 
     async def revoke_all(self) -> Answer:
-        """Every share of this server ends (DELETE): also any the learner made by hand with a token."""
-        return await call(self.url, self.me.token, "DELETE")
+        """Every share and share code of this server ends (DELETE): also any the learner made by hand."""
+        answer = await call(self.url, self.me.token, "DELETE")
+        codes = await call(self.url.replace("/shares/", "/share-codes/", 1), self.me.token, "DELETE")
+        return answer if not answer.ok or codes.ok or codes.status == 404 else codes
