@@ -86,8 +86,9 @@ class HelpBar extends Widget {
       this.node.appendChild(status);
       if (state.trainer_access !== 'always') {
         this.node.append(' · ', button('End access', HELP_COMMANDS.end));
-      } else if (state.hand) {
-        this.node.append(' · ', button('Lower hand', HELP_COMMANDS.end));
+      } else {
+        // The site keeps access on; the hand is still the learner's to raise and lower.
+        this.node.append(' · ', state.hand ? button('Lower hand', HELP_COMMANDS.end) : button('Ask a trainer', HELP_COMMANDS.ask));
       }
     } else if (state.hand) {
       status.textContent = 'Hand raised';

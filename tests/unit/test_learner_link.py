@@ -329,3 +329,72 @@ def test_hub_config_lets_a_server_token_share_its_own_server():
     c = Config()
     update_trainer_access(c, {"workshops": {"enabled": False, "trainer_access": "consent"}})
     assert "server_token_scopes" not in c.Spawner
+
+
+async def test_open_notebooks_are_sent_only_when_they_change(tmp_path, monkeypatch, standin):
+    """Does the sessions watch send the open notebooks (not consoles or files) once per change, and name
+    fewer of them rather than cut the JSON when the list is longer than the message cap?"""
+    from academy.labtools.learner import AcademyLearnerLink, LearnerLink
+
+    monkeypatch.setenv("ACADEMY_PROGRESS_FILE", str(tmp_path / "progress.jsonl"))
+    _, me = standin
+
+    class Sessions:  # the server's session manager, as far as the watch uses it
+        rows: list[dict] = []
+
+        async def list_sessions(self):
+            return self.rows
+
+    sessions = Sessions()
+    link = LearnerLink(AcademyLearnerLink(), me, sessions, log=None)
+    sessions.rows = [{"type": "notebook", "path": "b.ipynb"}, {"type": "console", "path": "c"},
+                     {"type": "notebook", "path": "a.ipynb"}]
+    await link.watch_sessions()
+    await link.watch_sessions()
+    sent = [item.event for item in link.forwarder.queue]
+    assert [(e["kind"], json.loads(e["message"])) for e in sent] == [("sessions", ["a.ipynb", "b.ipynb"])]
+    sessions.rows = [{"type": "notebook", "path": f"lessons/{i:03d}-" + "x" * 40 + ".ipynb"} for i in range(40)]
+    await link.watch_sessions()
+    last = link.forwarder.queue[-1].event["message"]
+    assert len(last) <= 1000 and 0 < len(json.loads(last)) < 40
+
+
+def test_end_access_forgets_cached_logins_and_closes_only_others_connections():
+    """After a share is revoked, does the server empty its cache of the hub's answers and close the
+    trainer's kernel and terminal websockets, leaving the owner's open?"""
+    from types import SimpleNamespace
+
+    from jupyter_server.auth import User
+    from jupyterhub.services.auth import _ExpiringDict
+
+    from academy.labtools import cutoff
+
+    class Socket:  # a websocket handler, as far as the cut-off uses it
+        def __init__(self, name):
+            self.current_user, self.closed = User(username=name), None
+
+        def close(self, code, reason):
+            self.closed = (code, reason)
+
+    class Connection:  # stands in for the server's kernel websocket connection class
+        def __init__(self, handler):
+            self.websocket_handler = handler
+
+        def connect(self):
+            return "connected"
+
+    web_app = SimpleNamespace(settings={"kernel_websocket_connection_class": Connection})
+    cutoff.track_kernel_connections(web_app)
+    tracked = web_app.settings["kernel_websocket_connection_class"]
+    ann_kernel, trainer_kernel, trainer_term = Socket("ann"), Socket("tom"), Socket("tom")
+    # The server's handler holds its connection (only a weak reference is kept), so the test holds them too.
+    connections = [tracked(h) for h in (ann_kernel, trainer_kernel)]
+    assert [c.connect() for c in connections] == ["connected", "connected"]
+    cache = _ExpiringDict(300)
+    cache["token:abc:"] = {"name": "tom"}
+    terminal = SimpleNamespace(clients=[trainer_term])
+    web_app.settings["terminal_manager"] = SimpleNamespace(terminals={"1": terminal})
+    server = SimpleNamespace(identity_provider=SimpleNamespace(hub_auth=SimpleNamespace(cache=cache)), web_app=web_app)
+    assert cutoff.cut_off_others(server, "ann") == 2
+    assert len(cache) == 0 and ann_kernel.closed is None
+    assert trainer_kernel.closed[0] == trainer_term.closed[0] == 4003

@@ -67,6 +67,9 @@ class LearnerLink:
             PeriodicCallback(self.pump, settings.forward_interval * 1000),
             PeriodicCallback(self.watch_sessions, settings.sessions_seconds * 1000),
         ]
+        if settings.trainer_access == "always":
+            # The site's share is kept in place even when no browser tab asks for the state.
+            self._callbacks.append(PeriodicCallback(self.desk.refresh, settings.refresh_seconds * 1000))
 
     async def post(self, events: list[dict]):
         return await call(self.me.service_url + "api/events", self.me.token, "POST", {"events": events})
