@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from academy.labtools.servicelink import HubShares
+from support.lab import kernel_output
 from support.share import authorize_if_asked, log_in, server_identity
 from support.skip import need
 from support.workshop import admin_token, make_trainer, post_form, sheet_credentials, track, workshop_form
@@ -100,8 +101,11 @@ def test_a_trainer_runs_a_cell_in_a_shared_server_until_access_ends(hub, browser
         refused = tpage.goto(f"{hub.url}/user/{learner.name}/api/contents/help-me.ipynb")
         shot(tpage, "help-02-trainer-refused")
         assert refused.status == 403, (refused.status, tpage.url)
-        lpage.goto(f"{hub.url}/user/{learner.name}/lab/tree/help-me.ipynb")
-        run_the_cell(lpage, learner.name)
+        # The learner keeps their server: a kernel of their own still runs code.
+        kernel = requests.post(f"{hub.url}/user/{learner.name}/api/kernels", json={"name": "python3"}, timeout=60,
+                               headers={"Authorization": f"token {learner.token}"})
+        assert kernel.status_code == 201, kernel.text
+        assert "helped" in kernel_output(hub, learner, kernel.json()["id"], CELL)
     finally:
         learner_ctx.close()
         trainer_ctx.close()

@@ -61,7 +61,7 @@ def test_the_server_token_cannot_share_what_is_not_its_own(hub, shared):
     s = shared
     other = ServerIdentity(**{**s.me.__dict__, "user": s.trainer.name})
     answer = asyncio.run(HubShares(other).share_with_group(s.group))
-    assert answer.status == 403, answer
+    assert answer.status in (403, 404), answer  # refused: no `shares` on someone else's server
     r = hub.api("POST", f"/shares/{s.learner.name}/", s.me.token, json={"group": s.group, "scopes": ["admin:users"]})
     assert r.status_code in (400, 403), r.text
     r = at_server(hub, s, s.learner, "POST", "academy/api/help", json={"share": True, "group": s.other_group})
