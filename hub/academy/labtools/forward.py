@@ -7,7 +7,7 @@ small cursor file beside it, so a restarted server resends what the service neve
 and sends at most one batch per ``interval`` seconds, at most ``max_batch`` events and
 ``max_body`` bytes per request, under a client-side rate that stays below the service's flood
 limit. A failed send (no answer, 5xx, 429) keeps the batch at the head of the queue and backs off
-exponentially; 401/403/404 (not in a workshop, no service) pause it for ``pause_seconds``, dropping
+exponentially; 401/403/404 or a redirect (not in a workshop, no service there) pause it for ``pause_seconds``, dropping
 what is queued; 400/413 drop only that batch. It never blocks: the post is a coroutine.
 """
 from __future__ import annotations
@@ -244,8 +244,9 @@ class EventForwarder:
             self.stats.dropped_bad_batch += len(batch)
             self._next_send = now + self.interval
             self._done(batch)
-        elif answer.status in (401, 403, 404):
-            # Not a participant of an active workshop (or no service): stay quiet for a long while.
+        elif answer.status in (401, 403, 404, 405) or 300 <= answer.status < 400:
+            # Not a participant of an active workshop, or no service at that address (a redirect is
+            # the hub's own port answering): stay quiet for a long while.
             self.stats.dropped_paused += len(self.queue)
             self._done(self.queue)
             self.queue.clear()

@@ -57,8 +57,8 @@ class HelpState:
 def _unavailable_reason(answer: Answer) -> str:
     if answer.status in (401, 403):
         return "you are not a participant of a workshop that is running now"
-    if answer.status == 404:
-        return "this site has no workshop service"
+    if answer.status in (404, 405) or 300 <= answer.status < 400:
+        return "no workshop service answers at this server's service address"
     return f"the workshop service does not answer now ({answer.status} {answer.reason})".strip()
 
 
