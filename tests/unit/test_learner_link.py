@@ -292,6 +292,23 @@ async def test_ask_without_consent_or_outside_a_workshop(standin):
     assert s.share_posts == []
 
 
+async def test_a_workshop_that_begins_ends_the_forwarders_pause(standin):
+    """When the forwarder paused on a 403 before the workshop began, does a help refresh that finds the
+    learner in a workshop resume sending, so the hand is not dropped?"""
+    s, me = standin
+    clock = Clock()
+    fwd = forwarder_for(me, clock)
+    fwd.add(make_event("hint"))
+    s.answers = [403]
+    await fwd.tick()
+    assert fwd.paused
+    desk = HelpDesk(me, fwd, "consent")
+    await desk.ask("help", share=False)
+    assert not fwd.paused
+    await fwd.tick()
+    assert [e["kind"] for e in s.batches[-1]] == ["hand"]
+
+
 async def test_always_mode_shares_at_start_and_end_keeps_it(standin):
     """With trainer_access "always", is the server shared at the first refresh without asking, announced
     with a share event, and does End access lower the hand but leave the site's share in place?"""

@@ -175,6 +175,12 @@ class EventForwarder:
     def paused(self) -> bool:
         return self.clock() < self.stats.paused_until
 
+    def resume(self) -> None:
+        """The service now counts the learner in a workshop (its ``mine`` answered): send again at once."""
+        if self.paused:
+            self.stats.paused_until = 0.0
+            self._next_send = 0.0
+
     def add(self, event: dict, offset: int | None = None) -> None:
         if self.paused:
             self.stats.dropped_paused += 1

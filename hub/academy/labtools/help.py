@@ -101,6 +101,7 @@ class HelpDesk:
             group = mine.data.get("trainer_group")
             if isinstance(group, str) and GROUP_NAME.match(group):
                 st.available, st.reason, st.trainer_group = True, "", group
+                self.forwarder.resume()  # a pause from before the workshop began must not eat the hand
             else:
                 st.available, st.reason = False, "the workshop service names no trainer group for you"
             if isinstance(mine.data.get("hand"), bool):
