@@ -261,6 +261,24 @@ async def test_a_slow_service_never_blocks_the_loop_or_doubles_a_send(standin):
     assert len(s.bodies) == 1 and fwd.stats.sent == 1
 
 
+async def test_a_flood_during_a_slow_send_loses_nothing_it_should_keep(standin):
+    """If the queue overflows while a batch is in flight, are exactly the sent events taken off the queue
+    (not newer ones that were never sent)?"""
+    s, me = standin
+    s.slow = asyncio.Event()
+    fwd = forwarder_for(me, Clock(), max_queue=5, max_batch=3)
+    for i in range(3):
+        fwd.add(make_event("hint", exercise=f"old{i}"))
+    sending = asyncio.ensure_future(fwd.tick())
+    await asyncio.sleep(0.05)
+    for i in range(4):
+        fwd.add(make_event("hint", exercise=f"new{i}"))  # pushes old0 and old1 out
+    s.slow.set()
+    await sending
+    assert [e["exercise"] for e in s.batches[0]] == ["old0", "old1", "old2"]
+    assert [item.event["exercise"] for item in fwd.queue] == ["new0", "new1", "new2", "new3"]
+
+
 async def test_ask_shares_only_with_the_services_trainer_group_and_end_revokes(standin):
     """Does "Ask a trainer" with consent share the server with exactly the group the service names and send
     hand and share (its message the server's path); and does End access revoke and send share_ended and

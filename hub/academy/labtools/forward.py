@@ -228,12 +228,17 @@ class EventForwarder:
             self._sending = False
         self._settle(batch, answer)
 
+    def _remove(self, batch: list[_Item]) -> None:
+        # Events added while the batch was in flight may have pushed some of it out already (overflow).
+        sent = {id(item) for item in batch}
+        while self.queue and id(self.queue[0]) in sent:
+            self.queue.popleft()
+
     def _settle(self, batch: list[_Item], answer: Answer) -> None:
         now = self.clock()
         self.stats.last_status = answer.status
         if answer.ok:
-            for _ in batch:
-                self.queue.popleft()
+            self._remove(batch)
             self._tokens -= len(batch)
             self._backoff = 0.0
             self._next_send = now + self.interval
@@ -245,8 +250,7 @@ class EventForwarder:
         self.stats.last_error = f"{answer.status} {answer.reason}"[:300]
         if answer.status in (400, 413):
             # The service will never take this batch; retrying it would block every later event.
-            for _ in batch:
-                self.queue.popleft()
+            self._remove(batch)
             self.stats.dropped_bad_batch += len(batch)
             self._next_send = now + self.interval
             self._done(batch)
