@@ -433,3 +433,29 @@ def test_end_access_forgets_cached_logins_and_closes_only_others_connections():
     assert cutoff.cut_off_others(server, "ann") == 2
     assert len(cache) == 0 and ann_kernel.closed is None
     assert trainer_kernel.closed[0] == trainer_term.closed[0] == 4003
+
+
+def test_group_shares_are_honoured_only_for_members_of_a_shared_group():
+    """Does the server's access check (JupyterHub's answer first) let in a user whose hub-reported groups
+    include a group this server is shared with, and nobody else: not another group's member, not a
+    service, not anyone once the shares are cleared by End access?"""
+    from types import SimpleNamespace
+
+    from academy.labtools.groupshare import ShareGroups, honour_group_shares
+
+    owner_scopes = {"access:servers!server=ann/"}
+    hub_auth = SimpleNamespace(check_scopes=lambda required, user: required & set(user.get("scopes", [])))
+    shares = ShareGroups()
+    honour_group_shares(hub_auth, shares)
+    required = {"access:servers!server=ann/", "access:servers!user=ann"}
+    ann = {"kind": "user", "name": "ann", "groups": [], "scopes": list(owner_scopes)}
+    tom = {"kind": "user", "name": "tom", "groups": ["ws1-trainers"], "scopes": []}
+    eve = {"kind": "user", "name": "eve", "groups": ["ws2-trainers"], "scopes": []}
+    svc = {"kind": "service", "name": "x", "groups": ["ws1-trainers"], "scopes": []}
+    assert hub_auth.check_scopes(required, ann) == owner_scopes
+    assert not hub_auth.check_scopes(required, tom)
+    shares.update(["ws1-trainers"])
+    assert hub_auth.check_scopes(required, tom) and not hub_auth.check_scopes(required, eve)
+    assert not hub_auth.check_scopes(required, svc)
+    shares.clear()
+    assert not hub_auth.check_scopes(required, tom) and hub_auth.check_scopes(required, ann)

@@ -27,6 +27,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from academy.labtools.forward import EventForwarder, make_event
+from academy.labtools.groupshare import ShareGroups
 from academy.labtools.servicelink import GROUP_NAME, Answer, HubShares, ServerIdentity, call
 
 MODES = ("consent", "always")
@@ -66,7 +67,8 @@ class HelpDesk:
     """The learner's help state for one server, refreshed from the service and the hub."""
 
     def __init__(self, me: ServerIdentity, forwarder: EventForwarder, mode: str = "consent",
-                 refresh_seconds: float = 60.0, log=None, clock=time.monotonic, on_revoked=None) -> None:
+                 refresh_seconds: float = 60.0, log=None, clock=time.monotonic, on_revoked=None,
+                 share_groups: ShareGroups | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"trainer_access must be one of {', '.join(MODES)}, not {mode!r}")
         self.me, self.forwarder, self.mode = me, forwarder, mode
@@ -74,6 +76,7 @@ class HelpDesk:
         self.state = HelpState(trainer_access=mode)
         self.refresh_seconds, self.log, self.clock = refresh_seconds, log, clock
         self.on_revoked = on_revoked  # cuts off connections the share let in (academy.labtools.cutoff)
+        self.share_groups = share_groups or ShareGroups(clock)  # what academy.labtools.groupshare honours
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -110,6 +113,7 @@ class HelpDesk:
         if groups.ok:
             st.shared = bool(groups.data)
             st.share_path = self.me.prefix if st.shared else ""
+            self.share_groups.update(groups.data)
         else:
             self._warn("could not read this server's shares from the hub: %s %s", groups.status, groups.reason)
 
@@ -124,6 +128,7 @@ class HelpDesk:
         server = answer.data.get("server", {}) if isinstance(answer.data, dict) else {}
         self.state.shared = True
         self.state.share_path = server.get("url") or self.me.prefix
+        self.share_groups.update(self.share_groups.groups | {group})
         self.forwarder.add(make_event("share", message=self.state.share_path))
         self._info("server shared with the trainer group %s", group)
 
@@ -151,6 +156,7 @@ class HelpDesk:
                 if not answer.ok and answer.status != 404:
                     raise HelpRefused(502, f"the hub did not end the access: {answer.status} {answer.reason}")
                 st.shared, st.share_path = False, ""
+                self.share_groups.clear()
                 closed = self.on_revoked() if self.on_revoked else 0
                 if was_shared:
                     self.forwarder.add(make_event("share_ended"))
@@ -159,6 +165,21 @@ class HelpDesk:
                 st.hand = False
                 self.forwarder.add(make_event("hand_lowered"))
             return st
+
+    async def recheck_shares(self) -> None:
+        """Re-read the shares: often while shared (one revoked elsewhere, by teardown or an admin, ends here
+        too), every third call otherwise (one made outside this server, e.g. by the site's tooling, is honoured)."""
+        self._rechecks = getattr(self, "_rechecks", 0) + 1
+        if not self.share_groups.groups and self._rechecks % 3:
+            return
+        groups = await self.shares.groups()
+        if not groups.ok:
+            return
+        self.share_groups.update(groups.data)
+        was_shared, self.state.shared = self.state.shared, bool(groups.data)
+        self.state.share_path = self.me.prefix if self.state.shared else ""
+        if was_shared and not self.state.shared and self.on_revoked:
+            self.on_revoked()
 
     def as_json(self) -> dict:
         stats = self.forwarder.stats

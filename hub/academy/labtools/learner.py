@@ -21,6 +21,7 @@ from traitlets.config import Configurable
 
 from academy.labtools.cutoff import cut_off_others, track_kernel_connections
 from academy.labtools.forward import EventForwarder, ProgressTail, event_from_line, make_event
+from academy.labtools.groupshare import ShareGroups, honour_group_shares
 from academy.labtools.help import MODES, HelpDesk, routes
 from academy.labtools.servicelink import ServerIdentity, call
 from academy.learn import progress_path
@@ -42,6 +43,8 @@ class AcademyLearnerLink(Configurable):
     pause_seconds = Float(600.0, config=True, help="Seconds to stay quiet after the service says 401/403/404 (not in a workshop).")
     sessions_seconds = Float(10.0, config=True, help="Seconds between looks at the open notebooks (a sessions event on change).")
     refresh_seconds = Float(60.0, config=True, help="Seconds the help state (workshop, trainer group, share) is reused.")
+    share_recheck_seconds = Float(
+        10.0, config=True, help="While shared, seconds between looks at the hub's shares (one revoked elsewhere ends here too).")
 
     @default("trainer_access")
     def _trainer_access(self):
@@ -52,7 +55,8 @@ class AcademyLearnerLink(Configurable):
 class LearnerLink:
     """The running parts: tail, forwarder, sessions watch, help desk."""
 
-    def __init__(self, settings: AcademyLearnerLink, me: ServerIdentity, session_manager, log, on_revoked=None) -> None:
+    def __init__(self, settings: AcademyLearnerLink, me: ServerIdentity, session_manager, log, on_revoked=None,
+                 share_groups: ShareGroups | None = None) -> None:
         self.me, self.log, self.session_manager = me, log, session_manager
         self.tail = ProgressTail(progress_path())
         self.forwarder = EventForwarder(
@@ -61,11 +65,12 @@ class LearnerLink:
             backoff_max=settings.backoff_max, pause_seconds=settings.pause_seconds, on_sent=self.tail.save,
         )
         self.desk = HelpDesk(me, self.forwarder, settings.trainer_access, settings.refresh_seconds, log,
-                             on_revoked=on_revoked)
+                             on_revoked=on_revoked, share_groups=share_groups)
         self._open: list[str] | None = None
         self._callbacks = [
             PeriodicCallback(self.pump, settings.forward_interval * 1000),
             PeriodicCallback(self.watch_sessions, settings.sessions_seconds * 1000),
+            PeriodicCallback(self.desk.recheck_shares, settings.share_recheck_seconds * 1000),
         ]
         if settings.trainer_access == "always":
             # The site's share is kept in place even when no browser tab asks for the state.
@@ -125,8 +130,12 @@ def _load_jupyter_server_extension(serverapp) -> None:
         serverapp.log.info("academy.labtools.learner: not started by a hub; no events are forwarded")
         return
     track_kernel_connections(web_app)
+    share_groups = ShareGroups()
+    hub_auth = getattr(serverapp.identity_provider, "hub_auth", None)
+    if hub_auth is not None:
+        honour_group_shares(hub_auth, share_groups, serverapp.log)
     link = LearnerLink(settings, me, serverapp.session_manager, serverapp.log,
-                       on_revoked=lambda: cut_off_others(serverapp, me.user))
+                       on_revoked=lambda: cut_off_others(serverapp, me.user), share_groups=share_groups)
     web_app.settings["academy_help"] = link.desk
     web_app.settings["academy_learner_link"] = link
     link.start()
