@@ -1,9 +1,11 @@
 """Shared by the Ask-a-trainer tests (hub and browser): the token the hub gave a learner's server, and browser logins."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from pathlib import Path
 
-from academy.labtools.servicelink import ServerIdentity
+from academy.labtools.servicelink import Answer, HubShares, ServerIdentity
 
 
 def server_token(who) -> str:
@@ -24,6 +26,13 @@ def server_identity(hub, who) -> ServerIdentity:
     """The learner's server as its own extension sees it, but with the proxy's address for the hub API."""
     return ServerIdentity(user=who.name, server_name="", prefix=f"/user/{who.name}/", hub_api=f"{hub.url}/hub/api",
                           service_url=f"{hub.url}/services/academy/", token=server_token(who))
+
+
+def share_with_group(hub, who, group: str) -> Answer:
+    """The learner's server shares itself with ``group`` (production client, server token), from any thread:
+    Playwright's sync API may hold this thread's event loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, HubShares(server_identity(hub, who)).share_with_group(group)).result()
 
 
 def log_in(context, hub, who, next_path: str = "/hub/home"):
