@@ -24,7 +24,8 @@ Fixtures shared through conftest.py files and tests/support:
 
 Fixtures of one test module:
 
-- ``hub`` (module), a hub with that module's site config: browser/test_announcements_browser.py, browser/test_browser.py, browser/test_lab_tools.py,
+- ``hub`` (module), a hub with that module's site config: browser/test_announcements_browser.py, browser/test_browser.py,
+  browser/test_help_flow.py, browser/test_lab_tools.py,
   browser/test_lab_walltime.py (a short walltime hour), browser/test_workshop_browser.py,
   course/test_course_roster.py, hub/test_lab_session.py (its own profiles), hub/test_local_limits.py and
   hub/test_session_tools.py (cgroups needed), hub/test_workshop_lifecycle.py (root),
@@ -62,6 +63,10 @@ Fixtures of one test module:
 - ``progress`` (curriculum/test_learn.py): the progress log's path, in the test's tmp dir.
 - ``progress_file`` (curriculum/test_lessons_00_06.py, autouse): the progress log in the test's tmp dir.
 - ``faq`` (curriculum/test_lessons_07_09.py, module): lesson 09's FAQ data set.
+- ``shared`` (hub/test_trainer_share.py, module): a learner's running server, its token, a trainer group with one
+  trainer, and another workshop's trainer group.
+- ``standin`` (unit/test_learner_link.py): a local tornado app standing in for the Academy service's events API
+  (helper A's part of issue #10) and the hub's sharing endpoints, with the server identity that points at it.
 - ``listener`` (unit/test_doctor_papercuts.py, unit/test_slurm_spawner.py): a process or TCP port listening
   on a free port.
 - ``source`` (unit/test_home.py): a curriculum folder to copy into a home.

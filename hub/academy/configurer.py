@@ -12,6 +12,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from academy.trainer_access import update_trainer_access
 from academy.validation import ConfigError
 
 SPAWNER_CLASSES = {
@@ -385,6 +386,7 @@ UPDATERS = [
     update_spawn_queue,
     update_load_test,
     update_lab,
+    update_trainer_access,
 ]
 
 

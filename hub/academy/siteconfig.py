@@ -73,6 +73,8 @@ DEFAULTS: dict[str, Any] = {
 # The course workshops grade (coursework.course_layout); empty: `academy course`'s own defaults.
 DEFAULTS["workshops"]["course"] = {"course_dir": "", "state_dir": "", "exchange_dir": "", "db_url": ""}
 DEFAULTS["workshops"]["formgrader"] = {"enabled": False, "user": "academy-course", "port": 0}
+# Ask a trainer: share a learner's server with the workshop's trainers only with their consent.
+DEFAULTS["workshops"]["trainer_access"] = "consent"
 
 # Keys whose values are paths relative to the project root.
 PATH_KEYS = [

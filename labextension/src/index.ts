@@ -2,6 +2,7 @@
  * AI Factory Academy in JupyterLab: one prebuilt extension shipped in the `academy` Python package.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import { IStateDB } from '@jupyterlab/statedb';
@@ -9,6 +10,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { addAnnouncements } from './announcements';
 import { ISession } from './api';
+import { addHelp } from './help';
 import { addLanding, openWelcomeOnce } from './landing';
 import { addEnvironments, addNotices, addResources } from './labtools';
 import { EXTEND_COMMAND, WalltimeClock, askForMoreTime, startClock } from './walltime';
@@ -17,13 +19,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'academy-lab:plugin',
   description: 'Walltime, resources, notices, environments and the Academy landing.',
   autoStart: true,
-  optional: [IStatusBar, ILauncher, IMainMenu, IStateDB],
+  optional: [IStatusBar, ILauncher, IMainMenu, IStateDB, ICommandPalette],
   activate: (
     app: JupyterFrontEnd,
     statusBar: IStatusBar | null,
     launcher: ILauncher | null,
     mainMenu: IMainMenu | null,
-    state: IStateDB | null
+    state: IStateDB | null,
+    palette: ICommandPalette | null
   ) => {
     let latest: ISession | null = null;
     let welcomed = false;
@@ -45,6 +48,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     addNotices();
     addEnvironments(app, launcher);
     addAnnouncements();
+    addHelp(app, palette, mainMenu);
   }
 };
 
