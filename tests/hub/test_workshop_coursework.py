@@ -131,6 +131,15 @@ def test_trainer_collects_autogrades_returns_feedback_and_downloads_the_export(c
     from support.course import scores
     assert scores(hub.layout.db_url, "t1") == {n: tiny_course.expected_score(a) for n, a in answers.items()}
     assert not (hub.layout.reports_dir("t1") / "stranger.json").exists(), "a non-participant was graded"
+    # The live dashboard's Assignments column says the same, read from the course's folders at its next refresh.
+    def column():
+        rows = trainer.session.get(service_url(hub, f"api/workshops/{SLUG}/dashboard"), timeout=60).json()["rows"]
+        return {r["user"]: [(c["assignment"], c["stage"], c["score"]) for c in r["assignments"]] for r in rows}
+    want = {n: [("t1", "graded", tiny_course.expected_score(a))] for n, a in answers.items()}
+    deadline = time.monotonic() + 60
+    while column() != want and time.monotonic() < deadline:
+        time.sleep(1)
+    assert column() == want
     _run_action(trainer, hub, "feedback")
     box = hub.layout.exchange_dir / hub.layout.course_id / "feedback"
     for name in answers:

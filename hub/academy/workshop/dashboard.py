@@ -18,6 +18,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from academy.workshop import actions, lifecycle
+from academy.workshop.dashboard_assignments import read_cells, workshop_inputs
 from academy.workshop.dashboard_rows import FILTERS, Server, add_slurm_details, build_rows, exercise_view, fetch_servers
 from academy.workshop.service import BaseHandler
 
@@ -31,6 +32,7 @@ class Live:
     def __init__(self):
         self._queues: dict[str, set[asyncio.Queue]] = {}
         self._servers: dict[str, tuple[float, dict[str, Server]]] = {}
+        self._assignments: dict[str, dict[str, list[dict]]] = {}  # slug -> user -> assignment cells
         self._locks: dict[str, asyncio.Lock] = {}
 
     def subscribe(self, slug: str) -> asyncio.Queue:
@@ -49,6 +51,9 @@ class Live:
     def cached(self, slug: str) -> dict[str, Server]:
         return self._servers.get(slug, (0.0, {}))[1]
 
+    def cached_assignments(self, slug: str) -> dict[str, list[dict]]:
+        return self._assignments.get(slug, {})
+
     async def servers(self, ctx: actions.Context, w, max_age: float = REFRESH_SECONDS - 0.5) -> dict[str, Server]:
         """The participants' servers, at most ``max_age`` old: one hub call per workshop per refresh."""
         lock = self._locks.setdefault(w.slug, asyncio.Lock())
@@ -63,6 +68,12 @@ class Live:
                     await add_slurm_details(known)
             except Exception as exc:  # noqa: BLE001 (the hub is down or slow: show the last known states)
                 print(f"academy dashboard: server states of {w.slug}: {exc}", flush=True)
+            inputs = workshop_inputs(ctx, w)
+            try:  # the course's folders and the homes: off the event loop
+                cells = await asyncio.get_running_loop().run_in_executor(None, read_cells, *inputs) if inputs else {}
+                self._assignments[w.slug] = cells
+            except Exception as exc:  # noqa: BLE001 (an unreadable course: keep the last column)
+                print(f"academy dashboard: assignments of {w.slug}: {exc}", flush=True)
             self._servers[w.slug] = (time.monotonic(), known)
             return known
 
@@ -71,17 +82,20 @@ def live(handler: web.RequestHandler) -> Live:
     return handler.settings.setdefault("live", Live())
 
 
-def rows_json(ctx: actions.Context, w, servers: dict[str, Server], users: list[str] | None = None) -> list[dict]:
+def rows_json(ctx: actions.Context, w, servers: dict[str, Server], users: list[str] | None = None,
+              assignments: dict[str, list[dict]] | None = None) -> list[dict]:
     with ctx.sessions() as db:
         names = users if users is not None else [p.username for p in w.participants]
-        return [r.as_json() for r in build_rows(db, w.slug, names, servers)]
+        return [r.as_json() for r in build_rows(db, w.slug, names, servers, assignments=assignments)]
 
 
 class DashboardHandler(BaseHandler):
     async def get(self, slug):
         w = self.workshop_or_403(slug)
-        servers = await live(self).servers(self.ctx, w)
-        self.render_page("dashboard.html", workshop=w, rows=rows_json(self.ctx, w, servers), filters=FILTERS)
+        hub = live(self)
+        servers = await hub.servers(self.ctx, w)
+        rows = rows_json(self.ctx, w, servers, assignments=hub.cached_assignments(slug))
+        self.render_page("dashboard.html", workshop=w, rows=rows, filters=FILTERS)
 
 
 class ExercisesHandler(BaseHandler):
@@ -99,7 +113,8 @@ class ApiDashboardHandler(BaseHandler):
         wanted = self.get_argument("filter", "all")
         if wanted not in FILTERS:
             raise web.HTTPError(400, f"filter must be one of {', '.join(FILTERS)}")
-        rows = rows_json(self.ctx, w, await live(self).servers(self.ctx, w))
+        hub = live(self)
+        rows = rows_json(self.ctx, w, await hub.servers(self.ctx, w), assignments=hub.cached_assignments(slug))
         self.set_header("Cache-Control", "no-store")
         self.finish({"workshop": slug, "filter": wanted, "rows": [r for r in rows if wanted in r["filters"]]})
 
@@ -134,7 +149,8 @@ class StreamHandler(BaseHandler):
                 members = {p.username for p in w.participants}
                 activity = [r.as_json() for u, recs in changed.items() if u in members for r in recs]
                 chunks = [f"event: activity\ndata: {json.dumps(activity)}\n\n"] if activity else []
-                for row in rows_json(self.ctx, w, hub.cached(slug), [u for u in changed if u in members]):
+                for row in rows_json(self.ctx, w, hub.cached(slug), [u for u in changed if u in members],
+                                     hub.cached_assignments(slug)):
                     if sent.get(row["user"]) != row:
                         sent[row["user"]] = row
                         chunks.append(f"event: row\ndata: {json.dumps(row)}\n\n")

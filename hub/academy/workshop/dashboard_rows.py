@@ -48,7 +48,7 @@ class Row:
     hand: dict | None = None
     share: str | None = None
     refused: dict = field(default_factory=dict)
-    assignments: str = "not shown yet"
+    assignments: list = field(default_factory=list)  # dashboard_assignments.AssignmentCell as JSON, per assignment
 
     @property
     def started(self) -> bool:
@@ -94,8 +94,9 @@ def stuck(db, slug: str, users: list[str] | None = None, now: datetime | None = 
     return out
 
 
-def build_rows(db, slug: str, users: list[str], servers: dict[str, Server], now: datetime | None = None) -> list[Row]:
-    """The rows of ``users`` (participants of ``slug``), in that order."""
+def build_rows(db, slug: str, users: list[str], servers: dict[str, Server], now: datetime | None = None,
+               assignments: dict[str, list[dict]] | None = None) -> list[Row]:
+    """The rows of ``users`` (participants of ``slug``), in that order; ``assignments`` from dashboard_assignments."""
     ensure_tables(db)
     states = {s.user: s for s in db.scalars(select(LearnerState).where(
         LearnerState.workshop == slug, LearnerState.user.in_(users)))}
@@ -117,7 +118,8 @@ def build_rows(db, slug: str, users: list[str], servers: dict[str, Server], now:
             notebooks=list(st.notebooks or []) if st else [], lessons=mine, checks=sum(x["checks"] for x in mine),
             stuck_on=stuck_now.get(user, []),
             hand=st and st.hand_at and {"at": _iso(st.hand_at), "message": st.hand_message} or None,
-            share=(st and st.share_path) or None, refused=refused.get(user, {})))
+            share=(st and st.share_path) or None, refused=refused.get(user, {}),
+            assignments=list((assignments or {}).get(user, []))))
     return rows
 
 
