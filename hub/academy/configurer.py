@@ -134,6 +134,7 @@ def update_local(c: Config, cfg: dict) -> None:
     s.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     s.homes_dir = local["homes_dir"] or state_path(cfg, "homes")
     s.start_timeout = local["start_timeout"]
+    s.server_ports = local["server_ports"]
     s.form_note = (
         "This Academy runs servers on this machine (local backend): GPU, partition and "
         "reservation settings of a profile are ignored here."

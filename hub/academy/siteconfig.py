@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "curriculum": {"source": "notebooks", "target": "ai-factory-academy"},
     "lab": {"help_url": "", "help_email": "", "ask_trainer_url": "", "welcome": "00_welcome.ipynb",
             "walltime_recheck_seconds": 180},
-    "local": {"homes_dir": "", "start_timeout": 60, "walltime_hour_seconds": 3600},
+    "local": {"homes_dir": "", "start_timeout": 60, "walltime_hour_seconds": 3600, "server_ports": "20000-29999"},
     "slurm": {
         "batch_script": "spawner_config/slurm.sh.j2",
         "python_env": str(PROJECT_ROOT / ".venv"),
@@ -135,6 +135,12 @@ def build_config(site: dict | None, source: str = "<site config>", root: Path = 
     validate(merged, "site", source)
     if merged["auth"]["type"] == "oidc" and "oidc" not in merged["auth"]:
         raise ConfigError(f"{source}: auth.oidc: required when auth.type is oidc")
+    from academy.spawners.local.ports import parse_range
+
+    try:
+        parse_range(merged["local"]["server_ports"])
+    except ValueError as exc:
+        raise ConfigError(f"{source}: local.server_ports: {exc}") from None
     _resolve_paths(merged, root)
     merged["_source"] = source
     merged["_root"] = str(root)

@@ -13,6 +13,7 @@ import requests
 
 from academy.profiles import load_profiles
 from testbed.hub import REPO, make_learner
+from support.workshop import unix_account
 from support.hub import running_hub
 
 pytestmark = pytest.mark.hub
@@ -65,12 +66,28 @@ def test_form_login_and_form_spawn_reach_jupyterlab(hub, learner):
     assert gone.status_code != 200
 
 
+def listening_ports(uid: int) -> set[int]:
+    """TCP ports the account ``uid`` listens on (the kernel's own table: no tool needed)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[7]) == uid:  # 0A: LISTEN
+                found.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return found
+
+
 def test_rest_api_spawn_with_options(hub, learner):
-    """Does a spawn through the REST API with a valid profile and hours start a server?"""
+    """Does a spawn through the REST API with a valid profile and hours start a server, listening on a port of the
+    hub's own range (local.server_ports), outside the ephemeral ports a kernel's sockets could take?"""
     r = hub.api("POST", f"/users/{learner.name}/server", learner.token, json={"profile": "cpu", "hours": 1})
     assert r.status_code in (201, 202), r.text
     server = hub.wait_ready(learner.name, learner.token)
     assert server["user_options"] == {"profile": "cpu", "hours": 1}
+    uid = unix_account(learner.name).pw_uid
+    assert uid != os.getuid(), "the learner's server runs as their own account"
+    listening = listening_ports(uid)
+    assert listening and all(20000 <= port <= 29999 for port in listening), listening
     hub.api("DELETE", f"/users/{learner.name}/server", learner.token)
     wait_stopped(hub, learner.name, learner.token)
 

@@ -7,13 +7,17 @@ learners cannot read each other's files or server tokens. When the hub runs as a
 ordinary user (a trainer's laptop), servers run as that user.  As root, each server also runs
 in a cgroup with its profile's memory and cores (:mod:`academy.spawners.local.cgroups`).
 The hours chosen on the form are enforced as Slurm would: the hub stops the server at its end
-(``ACADEMY_WALLTIME_END`` tells the server when), and More time moves that end.
+(``ACADEMY_WALLTIME_END`` tells the server when), and More time moves that end. Servers
+listen on ports of the hub's own range (:mod:`academy.spawners.local.ports`), and the process
+is forked off the hub's event loop.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import pwd
+import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +28,7 @@ from traitlets import Bool, Float, Integer, Unicode, validate
 from academy.accounts import LOCAL_UNIX_PREFIX
 from academy import localusers
 from academy.home import sync_as_user, sync_curriculum
-from academy.spawners.local import cgroups
+from academy.spawners.local import cgroups, ports
 from academy.spawners.options import SpawnRequest
 from academy.spawners.picker import ProfilePickerMixin
 from academy.spawners.queue import QueuedStartMixin, StartPhases
@@ -52,6 +56,13 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
         help="While a server starts, its cgroup's claim on busy cores is this many times a running "
              "server's (1: no boost), so a class starting at once is not starved by running kernels.",
     ).tag(min=1)
+    server_ports = Unicode(
+        "20000-29999",
+        config=True,
+        help="FIRST-LAST: the ports servers listen on, one per running server, chosen by the hub. Keep "
+             "it outside net.ipv4.ip_local_port_range, where kernels' own sockets could take a starting "
+             "server's port before it binds it.",
+    )
     account_prefix = Unicode(
         LOCAL_UNIX_PREFIX,
         config=True,
@@ -72,11 +83,23 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
             raise ValueError("start_cpu_weight must be at least 1 (1: no boost)")
         return proposal["value"]
 
+    @validate("server_ports")
+    def _check_ports(self, proposal):
+        first, last = ports.parse_range(proposal["value"])
+        if ports.overlaps_ephemeral(first, last):
+            self.log.warning("server_ports %s overlaps the kernel's ephemeral ports %s: a kernel may take a "
+                             "starting server's port", proposal["value"], ports.ephemeral_range())
+        return proposal["value"]
+
     @validate("walltime_hour_seconds")
     def _check_hour(self, proposal):
         if not proposal["value"] > 0:
             raise ValueError("walltime_hour_seconds must be positive")
         return proposal["value"]
+
+    @property
+    def _port_owner(self) -> str:
+        return f"{self.user.name}/{self.name}"
 
     @property
     def home_dir(self) -> str:
@@ -176,14 +199,35 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
             await phases.time("limits", self._limit_resources())
             # Set before the process starts: get_env hands the end time to the server.
             self._walltime_start = time.time()
-            ip, port = await phases.time("process", super().start())
+            self.port = ports.pool_for(self.server_ports).take(self._port_owner)
+            ip, port = await phases.time("process", self._launch())
         except BaseException:
             self.release_start_slot()
+            ports.pool_for(self.server_ports).give_back(self._port_owner)
             raise
         self._schedule_end()
         # A local start spends its CPU until the server answers, so the slot is held until then.
         self.hold_slot_until_answering(f"http://{ip}:{port}", phases, then=self._started)
         return ip, port
+
+    async def _launch(self) -> tuple[str, int]:
+        """``LocalProcessSpawner.start``, with ``Popen`` in a worker thread.
+
+        ``Popen`` returns only when the child has run ``preexec_fn`` (cgroup, setuid) and exec'd; while a
+        class's kernels keep the cores busy that took long enough to be among the hub's event-loop
+        stalls (the stall watch caught ``_execute_child``). Everything that reads the hub's state is
+        computed here on the loop, as JupyterHub does; only the fork and exec wait go to the thread.
+        """
+        env = self.get_env()
+        cmd = [*self.cmd, *self.get_args()]
+        if self.shell_cmd:
+            cmd = [*self.shell_cmd, " ".join(shlex.quote(s) for s in cmd)]
+        self.log.info("Spawning %s", " ".join(shlex.quote(s) for s in cmd))
+        kwargs = {"preexec_fn": self.make_preexec_fn(self.user.name), "start_new_session": True,
+                  **self.popen_kwargs, "env": env}
+        self.proc = await asyncio.to_thread(subprocess.Popen, cmd, **kwargs)
+        self.pid = self.proc.pid
+        return (self.ip or "127.0.0.1", self.port)
 
     def _started(self) -> None:
         """The server answers (or gave up): its group competes for the cores as an equal again."""
@@ -261,6 +305,7 @@ class AcademyLocalSpawner(WalltimeMixin, QueuedStartMixin, ProfilePickerMixin, L
             self._end_timer.cancel()
             self._end_timer = None
         await super().stop(now=now)
+        ports.pool_for(self.server_ports).give_back(self._port_owner)
         if self._group is not None:
             left = await asyncio.get_running_loop().run_in_executor(None, self._group.end)
             if left:
