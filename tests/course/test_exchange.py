@@ -151,3 +151,18 @@ def test_feedback_reaches_only_its_student(course, submitted, students):
     with Gradebook(layout.db_url) as gb:
         got = {s.student.id: s.score for s in gb.find_assignment("t1").submissions}
     assert got == {s: tiny_course.expected_score(a) for s, a in answers.items()}
+
+
+def test_course_status_tells_a_student_what_they_can_do(course, students):
+    """Does `academy course status` as a student name fetch, submit and their feedback folder (exit 2), not a raw
+    "Permission denied", while the trainer still gets the table?"""
+    layout, where, root_where = course
+    proc = run_academy(*where, "--state-dir", str(layout.state_dir), "status", user=students[0])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = proc.stderr
+    assert "Traceback" not in message and "Errno" not in message, message
+    assert "is for its trainers" in message and "released: t1" in message, message
+    assert "academy course fetch ASSIGNMENT" in message and "academy course submit ASSIGNMENT" in message, message
+    assert f"{course_root(layout)}/feedback/{students[0]}/ASSIGNMENT/" in message, message
+    trainer = run_academy(*root_where, "status")
+    assert trainer.returncode == 0 and "t1" in trainer.stdout, trainer.stdout + trainer.stderr

@@ -6,6 +6,7 @@ server's own token, read from the real server process as root).
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from testbed.hub import make_learner
+from testbed.tiny_course import ASSIGNMENT, NOTEBOOK
+from support.course import run_academy, shared_tiny_course
 from support.hub import running_hub
 from support.lab import terminal_run
 
@@ -112,14 +115,39 @@ def test_a_student_cannot_talk_the_hub_into_more_time(hub):
 
 
 def test_terminal_finds_the_learner_environment(hub):
-    """Does a JupyterLab terminal (a login shell, through the proxy) find academy, python, pip and jupyter of the learner environment?"""
+    """Does a JupyterLab terminal (a login shell as the learner's own account, through the proxy) find academy,
+    python, pip and jupyter of the learner environment, even after a ~/.bash_profile that resets PATH, does
+    `academy course fetch` work there, and can pip never write into the shared environment?"""
     who, _ = start(hub)
+    home = hub.state_dir / "homes" / who.name
+    # What a learner's own login files may do; /etc/profile does the same on Debian.
+    (home / ".bash_profile").write_text("export PATH=/usr/bin:/bin\n")
+    shutil.chown(home / ".bash_profile", f"acad-{who.name}")
+    # A released course with this learner's exchange folders, made as a trainer (root) would.
+    shared = shared_tiny_course("academy-terminal-")
+    where = ["course", "--course-dir", str(shared / "course"), "--exchange-dir", str(shared / "exchange")]
+    for step in (["setup", "--students", who.name, "--account-prefix", "acad-"], ["release", ASSIGNMENT]):
+        proc = run_academy(*where, "--state-dir", str(shared / "state"), *step)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
     r = server(hub, who, "POST", "api/terminals")
     assert r.status_code == 200, r.text
-    command = "for c in academy python pip jupyter; do echo \"$c=$(command -v $c)\"; done; echo DONE-$((6*7))"
+    command = (f"cd ~ && academy {' '.join(where)} fetch {ASSIGNMENT} && ls {ASSIGNMENT}; "
+               "id -un; for c in academy python pip jupyter; do echo \"$c=$(command -v $c)\"; done; pip --version; "
+               "academy course --help | head -3; "
+               "site=$(python -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))'); "
+               "test -w \"$site\" && echo \"shared=writable\" || echo \"shared=read-only\"; "
+               "pip install --user --no-index six >/dev/null 2>&1; echo \"user-install=$?\"; echo DONE-$((6*7))")
     out = terminal_run(hub, who, r.json()["name"], command, "DONE-42")
     assert "DONE-42" in out, out
-    env_bin = str(Path(sys.executable).parent)
+    env_bin = Path(sys.executable).parent
+    assert f"acad-{who.name}" in out, out
     for tool in ("academy", "python", "pip", "jupyter"):
         assert f"{tool}={env_bin}/{tool}" in out, (tool, out)
+    assert f"from {env_bin.parent}/lib/" in out, out  # pip --version: the shared environment's pip
+    assert "usage: academy course" in out, out
+    # The learner cannot write the shared environment; pip's --user is refused there (venv without a user
+    # site), so learners install into their own environments (`academy env create`, README).
+    assert "shared=read-only" in out and "user-install=1" in out, out
+    assert f"fetched {ASSIGNMENT}" in out and (home / ASSIGNMENT / f"{NOTEBOOK}.ipynb").is_file(), out
     hub.api("DELETE", f"/users/{who.name}/server", who.token)
+    shutil.rmtree(shared, ignore_errors=True)

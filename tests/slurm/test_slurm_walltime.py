@@ -152,15 +152,17 @@ def test_walltime_countdown_more_time_saves_and_the_end(hub, browser):
 
 def test_terminal_in_a_slurm_job_finds_the_learner_environment(hub):
     """Does a JupyterLab terminal inside the learner's Slurm job find academy, python, pip and jupyter of the
-    shared learner environment (not the node's system Python)?"""
+    shared learner environment (not the node's system Python), and do pip and academy course run there?"""
     learner = make_learner(hub, new_username("tm"))
     spawn(hub, learner, {"profile": "cpu", "hours": 1}, timeout=180)
     base = f"{hub.url}/user/{learner.name}"
     r = requests.post(f"{base}/api/terminals", headers={"Authorization": f"token {learner.token}"}, timeout=60)
     assert r.status_code == 200, r.text
-    command = "for c in academy python pip jupyter; do echo \"$c=$(command -v $c)\"; done; echo DONE-$((6*7))"
+    command = ("for c in academy python pip jupyter; do echo \"$c=$(command -v $c)\"; done; pip --version; "
+               "academy course --help | head -3; echo DONE-$((6*7))")
     out = terminal_run(hub, learner, r.json()["name"], command, "DONE-42")
     env_bin = str(PYTHON_ENV / "bin")
     for tool in ("academy", "python", "pip", "jupyter"):
         assert f"{tool}={env_bin}/{tool}" in out, (tool, out)
+    assert f"from {PYTHON_ENV}/lib/" in out and "usage: academy course" in out, out
     hub.api("DELETE", f"/users/{learner.name}/server", learner.token)

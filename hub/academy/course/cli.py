@@ -221,9 +221,12 @@ def cmd_cleanup(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from academy.course.status import assignment_status, course_status
+    from academy.course.status import assignment_status, course_status, student_help
     layout = _layout(args)
-    rows = [assignment_status(layout, args.assignment)] if args.assignment else course_status(layout)
+    try:
+        rows = [assignment_status(layout, args.assignment)] if args.assignment else course_status(layout)
+    except PermissionError as exc:  # a student: say what they can do, not which file they may not read
+        return clitools.refused(args, student_help(layout, exc))
     table = Table("assignment", "released", "in exchange", "collected", "graded", "failed", "flagged", "feedback",
                   "mean score", title=f"course {layout.course_id}")
     for s in rows:

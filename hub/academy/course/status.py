@@ -2,7 +2,8 @@
 
 Counts come from the folders each step writes (release, exchange inbound, submitted, autograded,
 feedback) and from the grading reports (graded, failed, mean score), so the table reflects what is
-on disk now, not what a previous command claimed.
+on disk now, not what a previous command claimed.  Only trainers can read those folders; a student who
+asks gets :func:`student_help` (what a student can do instead) rather than a bare "Permission denied".
 """
 from __future__ import annotations
 
@@ -58,3 +59,26 @@ def assignment_status(layout: CourseLayout, assignment: str) -> AssignmentStatus
 
 def course_status(layout: CourseLayout) -> list[AssignmentStatus]:
     return [assignment_status(layout, a) for a in layout.assignments()]
+
+
+def student_help(layout: CourseLayout, denied: OSError) -> str:
+    """What to tell someone who may not read the course's records: the student commands, with this course's values."""
+    outbound = exchange.course_root(layout) / "outbound"
+    try:
+        released = sorted(p.name for p in outbound.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        released = []
+    try:
+        me = exchange._me()
+    except ValueError:  # an account name the course would not accept as a student id
+        me = "YOU"
+    feedback = exchange.course_root(layout) / "feedback" / me
+    return "\n".join([
+        f"the status of course {layout.course_id} is for its trainers: its grading records are not readable by "
+        f"you ({denied.filename or denied.strerror}). As a student you can:",
+        f"  academy course fetch ASSIGNMENT    copy a released assignment into the current folder "
+        f"(released: {', '.join(released) or 'none yet'})",
+        "  academy course submit ASSIGNMENT   hand in ./ASSIGNMENT; submit again to replace it before the deadline",
+        f"  feedback, once your trainer returns it: {feedback}/ASSIGNMENT/ (only you can read it; "
+        f"`cp -r {feedback}/ASSIGNMENT ~/` puts it where JupyterLab opens it)",
+    ])
