@@ -136,6 +136,7 @@ KERNEL_TESTS: dict[str, str | set[str]] = {
     "course/test_exchange.py": "*",
     "course/test_grading_fairness.py": "*",
     "course/test_grading_isolation.py": "*",
+    "course/test_grading_whole_assignment.py": {"graded"},
     "course/test_grading_leftovers.py": "*",
     "course/test_pool.py": "*",
     "course/test_sandbox_hostile.py": "*",
