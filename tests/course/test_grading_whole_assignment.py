@@ -46,7 +46,7 @@ def _hostile(layout) -> None:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, grader_account):
+def data_course_graded(tmp_path_factory, grader_account):
     """The data course graded by stock nbgrader (honest students) and by our CLI (everyone)."""
     base = tmp_path_factory.mktemp("data_course")
     data_course.write_source(base / "course")
@@ -66,9 +66,9 @@ def graded(tmp_path_factory, grader_account):
 
 
 @pytest.mark.grading
-def test_sub_folder_data_and_source_directory_grade_as_stock_nbgrader(graded):
+def test_sub_folder_data_and_source_directory_grade_as_stock_nbgrader(data_course_graded):
     """Do data files in sub-folders, from a custom source_directory, score exactly as stock nbgrader, field by field?"""
-    layouts, autograde, _ = graded
+    layouts, autograde, _ = data_course_graded
     assert layouts["ours"].source_dir == layouts["ours"].course_dir / data_course.SOURCE_DIRECTORY
     stock = gradebook_rows(layouts["stock"].db_url, A)
     ours = {k: v for k, v in gradebook_rows(layouts["ours"].db_url, A).items() if k[0] in HONEST}
@@ -78,9 +78,9 @@ def test_sub_folder_data_and_source_directory_grade_as_stock_nbgrader(graded):
 
 
 @pytest.mark.grading
-def test_links_are_ignored_with_a_note_and_a_huge_tree_is_refused(graded):
+def test_links_are_ignored_with_a_note_and_a_huge_tree_is_refused(data_course_graded):
     """Is a link to another student's file left out (named in the report), and a too-large submission refused?"""
-    layouts, autograde, _ = graded
+    layouts, autograde, _ = data_course_graded
     got = scores(layouts["ours"].db_url, A)
     assert got["cat"] == 2.0  # the data test passes; ann's answer file never reached cat's sandbox
     assert got["dan"] == 0.0
@@ -91,9 +91,9 @@ def test_links_are_ignored_with_a_note_and_a_huge_tree_is_refused(graded):
 
 
 @pytest.mark.grading
-def test_autograde_and_feedback_exit_1_naming_the_ungraded_submission(graded):
+def test_autograde_and_feedback_exit_1_naming_the_ungraded_submission(data_course_graded):
     """Do `course autograde` and `course feedback` both exit 1 and name the submission that could not be graded?"""
-    _, autograde, feedback = graded
+    _, autograde, feedback = data_course_graded
     assert autograde.returncode == 1, autograde.stdout + autograde.stderr
     last = autograde.stderr.strip().splitlines()[-1]
     assert last == "academy course autograde: 1 of 4 submission(s) failed to grade: dan", autograde.stderr
@@ -102,11 +102,3 @@ def test_autograde_and_feedback_exit_1_naming_the_ungraded_submission(graded):
     assert last == "academy course feedback: no feedback returned for 1 student(s): dan (not graded)", feedback.stderr
     assert "generated" in feedback.stdout
 
-
-@pytest.mark.grading
-def test_jobs_below_one_is_a_usage_error(tmp_path):
-    """Is `course autograde --jobs 0` refused as a usage error (exit 2) before anything is read?"""
-    proc = run_academy("course", "--state-dir", str(tmp_path), "autograde", A, "--jobs", "0")
-    assert proc.returncode == 2
-    assert "argument --jobs: 0 must be at least 1" in proc.stderr.strip().splitlines()[-1]
-    assert not any(tmp_path.iterdir())
