@@ -1,4 +1,4 @@
-"""The grading sandbox's working copy: the notebook's whole folder, never links, within its limits."""
+"""What reaches the grading sandbox: the notebook's whole folder, never links, within the limits."""
 from __future__ import annotations
 
 import os
@@ -50,3 +50,36 @@ def test_a_tree_over_a_limit_is_refused_with_the_limit_named(tmp_path, what):
         copy_workdir(str(src), str(dst), ME, max_entries=100 if what == "depth" else 10, max_bytes=1000)
     expected = {"entries": "max_workdir_files=10", "bytes": "scratch_size=", "depth": "nested deeper than"}[what]
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("what", ["folders", "depth"])
+def test_a_submission_of_empty_folders_or_deep_nesting_is_refused(tmp_path, what):
+    """Is a submission with more folders than the limit, or nested deeper than collect allows, refused clearly?"""
+    from academy.course.exchange import MAX_DEPTH
+    from academy.course.grading import limits, worker
+    src = tmp_path / "src"
+    if what == "folders":
+        for i in range(limits.SUBMISSION_MAX_FILES + 1):
+            (src / f"d{i}").mkdir(parents=True)
+    else:
+        (src / "/".join(["d"] * (MAX_DEPTH + 1))).mkdir(parents=True)
+    with pytest.raises(worker.SubmissionTooLarge) as info:
+        worker._copy_submission(str(src), str(tmp_path / "dst"))
+    assert str(info.value).startswith("submission too large: ")
+    assert ("folders" if what == "folders" else "nested deeper") in str(info.value)
+
+
+def test_links_in_a_submission_are_left_out_with_a_note(tmp_path):
+    """Are a submission's links (to another student's file, to a folder) left out and named in a note?"""
+    from academy.course.grading import worker
+    src, other = tmp_path / "src", tmp_path / "ann_answer.txt"
+    (src / "work").mkdir(parents=True)
+    (src / "nb.ipynb").write_text("{}")
+    other.write_text("42")
+    os.symlink(other, src / "work" / "answer.txt")
+    os.symlink("/etc", src / "etc")
+    worker._NOTES.clear()
+    worker._copy_submission(str(src), str(tmp_path / "dst"))
+    assert _tree(tmp_path / "dst") == ["nb.ipynb", "work"]
+    assert worker._NOTES == ["2 link(s) or special file(s) in the submission were ignored (only plain files are "
+                             "graded): 'etc', 'work/answer.txt'"]

@@ -47,19 +47,19 @@ def _copy_submission(src: str, dst: str) -> None:
     """Copy plain files and folders only, within the submission size limit; ids already validated.
 
     Links (say, to another student's file) and devices are left behind with a note that names them, so the
-    trainer and the student see why a file was missing; folders count against the file limit too, and
-    nesting against the exchange's depth limit, so no tree of empty folders or endless nesting gets through.
+    trainer and the student see why a file was missing.  Folders have a limit of their own (as many as files)
+    and nesting the exchange's depth limit, so no tree of empty folders or endless nesting gets through.
     """
-    count = total = 0
+    count = total = folders = 0
     skipped: list[str] = []
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
         rel = os.path.relpath(dirpath, src)
         os.makedirs(os.path.join(dst, rel), exist_ok=True)
         if rel != "." and rel.count(os.sep) + 1 > MAX_DEPTH:
-            raise SubmissionTooLarge(f"submission folder nested deeper than {MAX_DEPTH} folders")
+            raise SubmissionTooLarge(f"submission too large: folders nested deeper than {MAX_DEPTH} levels")
         skipped += [os.path.join(rel, d) for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
-        count += len(dirnames)
+        folders += len(dirnames)  # counted apart: collect keeps only folders that hold files, submit counts files
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             if os.path.islink(path) or not os.path.isfile(path):
@@ -73,8 +73,8 @@ def _copy_submission(src: str, dst: str) -> None:
                 note = depth.flatten_if_deep(os.path.join(dst, rel, name))
                 if note:
                     _NOTES.append(note)
-        if count > limits.SUBMISSION_MAX_FILES:
-            raise SubmissionTooLarge(limits.too_large(count, total))
+        if folders > limits.SUBMISSION_MAX_FILES:
+            raise SubmissionTooLarge(f"submission too large: more than {limits.SUBMISSION_MAX_FILES} folders")
     if skipped:
         shown = ", ".join(repr(os.path.normpath(p)) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
         _NOTES.append(f"{len(skipped)} link(s) or special file(s) in the submission were ignored "
