@@ -39,6 +39,10 @@ def _hostile(layout) -> None:
     # A link to another student's file (the answer cat did not write), and one out of the course.
     os.symlink(layout.step_dir("submitted", "ann", A) / data_course.ANSWER_FILE, cat / data_course.ANSWER_FILE)
     os.symlink("/etc", cat / "etc")
+    # A folder named like the notebook, holding the notebook: nothing to grade, and it must say so.
+    eve = layout.step_dir("submitted", "eve", A) / NB
+    eve.mkdir(parents=True)
+    place_submission(layout, "eve", A, {f"{NB}/{NB}": answer})
     dan = place_submission(layout, "dan", A, {NB: answer})
     (dan / "many").mkdir()
     for i in range(limits.SUBMISSION_MAX_FILES + 1):
@@ -78,15 +82,16 @@ def test_sub_folder_data_and_source_directory_grade_as_stock_nbgrader(data_cours
 
 
 @pytest.mark.grading
-def test_links_are_ignored_with_a_note_and_a_huge_tree_is_refused(data_course_graded):
-    """Is a link to another student's file left out (named in the report), and a too-large submission refused?"""
+def test_links_are_ignored_and_huge_trees_or_notebook_folders_refused(data_course_graded):
+    """Are links (to another student's file) left out and named; a huge tree or a notebook-named folder refused?"""
     layouts, autograde, _ = data_course_graded
     got = scores(layouts["ours"].db_url, A)
     assert got["cat"] == 2.0  # the data test passes; ann's answer file never reached cat's sandbox
-    assert got["dan"] == 0.0
+    assert got["dan"] == got["eve"] == 0.0
     out = " ".join(autograde.stdout.split())
     assert "2 link(s) or special file(s) in the submission were ignored" in out, autograde.stdout
     assert "submission too large" in out, autograde.stdout
+    assert "a submitted notebook's name is a folder, not a notebook file" in out, autograde.stdout
     assert (layouts["ours"].step_dir("submitted", "ann", A) / data_course.ANSWER_FILE).read_text() == data_course.ANSWER
 
 
@@ -96,9 +101,10 @@ def test_autograde_and_feedback_exit_1_naming_the_ungraded_submission(data_cours
     _, autograde, feedback = data_course_graded
     assert autograde.returncode == 1, autograde.stdout + autograde.stderr
     last = autograde.stderr.strip().splitlines()[-1]
-    assert last == "academy course autograde: 1 of 4 submission(s) failed to grade: dan", autograde.stderr
+    assert last == "academy course autograde: 2 of 5 submission(s) failed to grade: dan, eve", autograde.stderr
     assert feedback.returncode == 1, feedback.stdout + feedback.stderr
     last = feedback.stderr.strip().splitlines()[-1]
-    assert last == "academy course feedback: no feedback returned for 1 student(s): dan (not graded)", feedback.stderr
+    assert last == ("academy course feedback: no feedback returned for 2 student(s): "
+                    "dan (not graded), eve (not graded)"), feedback.stderr
     assert "generated" in feedback.stdout
 

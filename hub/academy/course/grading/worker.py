@@ -123,6 +123,7 @@ def _explain(text: str, events: list[dict], notebook_limit: int) -> str:
         ("NoSuchKernel", "the notebook asks for a kernel that is not allowed for grading"),
         ("No notebooks were matched", "no notebook of this assignment was submitted"),
         ("No notebooks found", "no notebook of this assignment was submitted"),
+        ("IsADirectoryError", "a submitted notebook's name is a folder, not a notebook file"),
         ("NotJSONError", "a submitted .ipynb file is not a notebook (not valid notebook JSON)"),
         ("does not appear to be JSON", "a submitted .ipynb file is not a notebook (not valid notebook JSON)"),
         ("ValidationError", "a submitted notebook is not valid nbformat"),
