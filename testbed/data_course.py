@@ -36,7 +36,8 @@ def write_source(course_dir: Path) -> Path:
     cells = [
         new_code_cell(SOLUTION.replace("def total():\n", "def total():\n    ### BEGIN SOLUTION\n")
                       + "\n    ### END SOLUTION", metadata=_meta("total", solution=True)),
-        new_code_cell(f"assert total() == {TOTAL}, 'data files read'", metadata=_meta("test_total", grade=True, points=2)),
+        new_code_cell(f"assert total() == {TOTAL}, 'data files read'",
+                      metadata=_meta("test_total", grade=True, points=2)),
         new_code_cell(f"assert open({ANSWER_FILE!r}).read().strip() == {ANSWER.strip()!r}, 'own file'",
                       metadata=_meta("test_answer_file", grade=True, points=1)),
     ]

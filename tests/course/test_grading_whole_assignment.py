@@ -93,6 +93,10 @@ def test_links_are_ignored_and_huge_trees_or_notebook_folders_refused(data_cours
     assert "submission too large" in out, autograde.stdout
     assert "a submitted notebook's name is a folder, not a notebook file" in out, autograde.stdout
     assert (layouts["ours"].step_dir("submitted", "ann", A) / data_course.ANSWER_FILE).read_text() == data_course.ANSWER
+    # Nothing lost: the refused submissions stay collected as they were, for the trainer to look at.
+    kept = layouts["ours"].step_dir("submitted", "dan", A) / "many"
+    assert len(list(kept.iterdir())) == limits.SUBMISSION_MAX_FILES + 1
+    assert (layouts["ours"].step_dir("submitted", "cat", A) / data_course.ANSWER_FILE).is_symlink()
 
 
 @pytest.mark.grading

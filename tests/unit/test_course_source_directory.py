@@ -13,7 +13,7 @@ from academy.course.layout import LayoutError, resolve
     ("c.CourseDirectory.source_directory = '{root}/abs'", "elsewhere/abs"),
 ])
 def test_source_folder_is_read_where_the_course_config_says(tmp_path, setting, expected):
-    """Is the source folder nbgrader's default, or the config's (relative to its root), and pinned for stock nbgrader?"""
+    """Is the source folder nbgrader's default or the config's (relative to its root), pinned for stock nbgrader?"""
     course = tmp_path / "course"
     course.mkdir()
     root = tmp_path / "elsewhere"

@@ -6,8 +6,9 @@ ignores installed kernelspecs (only the names in ``allowed_kernels`` are accepte
 grader's own Python), copies the notebook's directory (sub-folders too, never links) into a private
 working copy owned by the sandbox account, talks to the kernel over ``ipc`` sockets, interrupts it by
 message (``SIGINT`` from outside cannot cross the sandbox's session), and kills it when the notebook's
-wall-time budget runs out.  Files the kernel writes never flow back into the course: the working copy is deleted with the
-kernel, so nothing a student's code writes (for example a copy of a hidden test) reaches feedback.
+wall-time budget runs out.  Files the kernel writes never flow back into the course: the working copy
+is deleted with the kernel, so nothing a student's code writes (for example a copy of a hidden test)
+reaches feedback.
 
 :class:`SandboxExecute` is nbgrader's own ``Execute`` preprocessor using that manager, plus a hard cap
 on the bytes of output kept per notebook so an infinite print loop cannot exhaust the grader's memory
