@@ -55,6 +55,8 @@ Fixtures of one test module:
 - ``submitted`` (course/test_exchange.py, module): both students fetched, answered and submitted; root collected.
 - ``batch`` (course/test_grading_isolation.py, module): the hostile batch graded once with ``--jobs 2``.
 - ``a1_graded`` (course/test_pipeline.py, module): a1's golden submissions graded by stock nbgrader and by ours.
+- ``data_course_graded`` (course/test_grading_whole_assignment.py, module): the data course (sub-folders, custom
+  source_directory) graded by stock nbgrader and by `academy course autograde`, then `course feedback`.
 - ``hostile`` (course/test_sandbox_hostile.py, module): the hostile submissions graded once.
 - ``tree`` (curriculum/test_foreign.py, module): a trainer's notebook repository (testbed/foreign_notebooks.py).
 - ``outcome`` (module): curriculum/test_foreign.py (that tree through the CLI once), curriculum/test_runner.py
@@ -136,6 +138,7 @@ KERNEL_TESTS: dict[str, str | set[str]] = {
     "course/test_exchange.py": "*",
     "course/test_grading_fairness.py": "*",
     "course/test_grading_isolation.py": "*",
+    "course/test_grading_whole_assignment.py": {"data_course_graded"},
     "course/test_grading_leftovers.py": "*",
     "course/test_pool.py": "*",
     "course/test_sandbox_hostile.py": "*",

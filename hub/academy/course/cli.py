@@ -197,7 +197,7 @@ def cmd_feedback(args) -> int:
     for r in results:
         table.add_row(r.student, r.status, r.message)
     console.print(table)
-    missed = [f"{r.student} ({r.status})" for r in results if r.status in {"failed", "withheld"}]
+    missed = [f"{r.student} ({r.status})" for r in results if r.status in {"failed", "withheld", "not graded"}]
     if missed:
         return clitools.failed(args, f"no feedback returned for {len(missed)} student(s): {', '.join(missed)}")
     return clitools.OK

@@ -5,7 +5,8 @@
 as rendered text against the assignment's hidden-test lines; a file that still contains one is
 deleted and that student's feedback is withheld with a clear message.  Only checked files are returned
 through the exchange, readable by their student alone.  Submissions whose grading failed get no
-feedback file (their report message says why).
+feedback file: they are listed as "not graded" with their report's reason, so ``course feedback``
+exits 1 for them just as ``course autograde`` did (that student has received nothing).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from nbgrader.preprocessors import GetGrades
 from nbgrader.utils import capture_log
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
-from academy.course import exchange, hidden
+from academy.course import exchange, hidden, reports
 from academy.course.layout import CourseLayout, check_id
 
 
@@ -27,7 +28,7 @@ class FeedbackResult:
     """Per-student feedback outcome."""
 
     student: str
-    status: str  # "returned", "generated", "withheld", "failed"
+    status: str  # "returned", "generated", "withheld", "failed", "not graded"
     message: str = ""
     files: list[Path] = field(default_factory=list)
 
@@ -67,7 +68,14 @@ def feedback(layout: CourseLayout, assignment: str, students: list[str] | None =
     """Generate (and with ``send``, return) feedback for autograded submissions."""
     check_id(assignment, "assignment")
     results = []
-    for student in students or autograded_students(layout, assignment):
+    graded = students or autograded_students(layout, assignment)
+    for student, report in sorted(reports.load_all(layout, assignment).items()):
+        if not students and report.status != "graded" and student not in graded:
+            result = FeedbackResult(student, "not graded", f"grading failed, no feedback: {report.message}"[:300])
+            results.append(result)
+            if on_result:
+                on_result(result)
+    for student in graded:
         check_id(student, "student id")
         result = generate_one(layout, assignment, student)
         if send and result.status == "generated":

@@ -1,7 +1,8 @@
 """Where the graded course lives: repository course files, state directory, gradebook and exchange.
 
 * ``course_dir`` (repository ``course/``): ``nbgrader_config.py`` and ``source/<assignment>/`` with the
-  instructor notebooks (solutions and hidden tests).  Read-only to the pipeline.
+  instructor notebooks (solutions and hidden tests; another folder where the course's config sets
+  ``CourseDirectory.source_directory``, as stock nbgrader would read it).  Read-only to the pipeline.
 * ``state_dir`` (``$ACADEMY_STATE_DIR`` or ``<repo>/.academy``, mode 0700): ``gradebook.db`` (SQLite
   by default; any SQLAlchemy URL via ``--db-url``/``$ACADEMY_GRADEBOOK_URL``) and ``course/``, the
   nbgrader course root (``release/``, ``submitted/``, ``autograded/``, ``feedback/``, ``reports/``).
@@ -54,10 +55,12 @@ class CourseLayout:
     exchange_dir: Path
     db_url: str
     course_id: str
+    #: ``CourseDirectory.source_directory`` of the course's config, joined to its root as nbgrader does.
+    source_directory: str = "source"
 
     @property
     def source_dir(self) -> Path:
-        return self.course_dir / "source"
+        return Path(os.path.normpath(self.course_dir / self.source_directory))
 
     @property
     def root(self) -> Path:
@@ -123,14 +126,22 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _course_id(course_dir: Path) -> str:
+def _course_settings(course_dir: Path) -> tuple[str, str]:
+    """The course id and source folder that the course's own nbgrader_config.py sets (nbgrader's defaults else)."""
     config_file = course_dir / "nbgrader_config.py"
-    if config_file.exists():
-        cfg = PyFileConfigLoader(config_file.name, str(course_dir)).load_config()
-        value = cfg.get("CourseDirectory", {}).get("course_id")
-        if isinstance(value, str) and value:
-            return check_id(value, "course id")
-    return "academy"
+    if not config_file.exists():
+        return "academy", "source"
+    settings = PyFileConfigLoader(config_file.name, str(course_dir)).load_config().get("CourseDirectory", {})
+    value = settings.get("course_id")
+    course_id = check_id(value, "course id") if isinstance(value, str) and value else "academy"
+    source = settings.get("source_directory", "source")
+    if not isinstance(source, str) or not source:
+        raise LayoutError(f"CourseDirectory.source_directory in {config_file} must be a folder name or path")
+    # nbgrader reads the sources at <root>/<source_directory>; our root is the state directory, so a
+    # relative source folder is taken from the course's own root (its folder, unless the config sets one).
+    root = settings.get("root")
+    base = Path(root) if isinstance(root, str) and os.path.isabs(root) else course_dir
+    return course_id, str(base / source)
 
 
 def resolve(course_dir: str | None = None, state_dir: str | None = None, exchange_dir: str | None = None,
@@ -142,5 +153,6 @@ def resolve(course_dir: str | None = None, state_dir: str | None = None, exchang
     url = db_url or os.environ.get("ACADEMY_GRADEBOOK_URL") or f"sqlite:///{state / 'gradebook.db'}"
     if not course.is_dir():
         raise LayoutError(f"course directory {course} does not exist")
+    course_id, source = _course_settings(course)
     return CourseLayout(course_dir=course, state_dir=state, exchange_dir=exchange, db_url=url,
-                        course_id=_course_id(course))
+                        course_id=course_id, source_directory=source)

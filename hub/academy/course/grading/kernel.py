@@ -3,11 +3,12 @@
 :class:`SandboxKernelManager` is a jupyter_client kernel manager whose launch command is the
 :class:`~academy.course.grading.sandbox.SandboxPolicy` command around ``python -m ipykernel_launcher``.  It
 ignores installed kernelspecs (only the names in ``allowed_kernels`` are accepted, all meaning the
-grader's own Python), copies the notebook's directory into a private working copy owned by the
-sandbox account, talks to the kernel over ``ipc`` sockets, interrupts it by message (``SIGINT`` from
-outside cannot cross the sandbox's session), and kills it when the notebook's wall-time budget runs
-out.  Files the kernel writes never flow back into the course: the working copy is deleted with the
-kernel, so nothing a student's code writes (for example a copy of a hidden test) reaches feedback.
+grader's own Python), copies the notebook's directory (sub-folders too, never links) into a private
+working copy owned by the sandbox account, talks to the kernel over ``ipc`` sockets, interrupts it by
+message (``SIGINT`` from outside cannot cross the sandbox's session), and kills it when the notebook's
+wall-time budget runs out.  Files the kernel writes never flow back into the course: the working copy
+is deleted with the kernel, so nothing a student's code writes (for example a copy of a hidden test)
+reaches feedback.
 
 :class:`SandboxExecute` is nbgrader's own ``Execute`` preprocessor using that manager, plus a hard cap
 on the bytes of output kept per notebook so an infinite print loop cannot exhaust the grader's memory
@@ -37,7 +38,7 @@ from academy.promptkernel import PromptKernelManager
 from academy.course.grading import integrity
 from academy.course.grading.confine import SAFE_PATH
 from academy.course.grading.limits import SubmissionGroup
-from academy.course.grading.sandbox import SandboxPolicy
+from academy.course.grading.sandbox import SandboxPolicy, copy_workdir
 
 
 #: Bytes of a kernel's own stdout/stderr kept in the job's kernel log (bwrap errors fit easily).
@@ -117,13 +118,8 @@ class SandboxKernelManager(PromptKernelManager):
             os.mkdir(path, 0o700)
             os.chown(path, user.uid, user.gid)
         if host_cwd and os.path.isdir(host_cwd):
-            for name in sorted(os.listdir(host_cwd)):
-                src = os.path.join(host_cwd, name)
-                # Only plain files: a link in a submission must not make the grader copy what it points to.
-                if os.path.isfile(src) and not os.path.islink(src):
-                    dst = os.path.join(work, name)
-                    shutil.copyfile(src, dst)
-                    os.chown(dst, user.uid, user.gid)
+            # The whole folder, as stock nbgrader's kernel sees it (data in sub-folders included).
+            copy_workdir(host_cwd, work, user, self.policy.max_workdir_files, self.policy.scratch_size)
         self._work, self._ipc = work, ipc
         if self.policy.use_cgroups and SubmissionGroup.available():
             self._group = SubmissionGroup(self.run_tag)

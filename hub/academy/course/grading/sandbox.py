@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -99,6 +100,10 @@ class SandboxPolicy(Configurable):
     share_network = Bool(
         False, help="Let student code reach the network (off: private network namespace with loopback only)."
     ).tag(config=True)
+    max_workdir_files = Integer(
+        2000, help="Files and folders of the notebook's folder (submission plus the restored course files) copied "
+                   "into the sandbox; more is refused with a clear message. Their bytes are bounded by scratch_size."
+    ).tag(config=True)
     bwrap = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)
     etc_files = List(
         Unicode(),
@@ -114,7 +119,7 @@ class SandboxPolicy(Configurable):
     ).tag(config=True)
 
     @validate("memory_limit", "max_processes", "max_file_size", "max_open_files", "cpu_time_limit",
-              "account_processes", "scratch_size", "cpus")
+              "account_processes", "scratch_size", "cpus", "max_workdir_files")
     def _positive(self, proposal):
         if proposal["value"] <= 0:
             raise TraitError(f"SandboxPolicy.{proposal['trait'].name} must be positive, got {proposal['value']}")
@@ -210,6 +215,62 @@ class SandboxPolicy(Configurable):
         # The writable working copy lives in the size-limited tmpfs; the host copy stays read-only.
         copy = ["/bin/sh", "-c", f'cp -R {_SUBMISSION_SRC}/. {SANDBOX_WORKDIR}/ 2>/dev/null; exec "$@"', "sh"]
         return self.limits_prefix(cgroup_procs) + drop + bw + copy + list(inner)
+
+
+#: Folders nested deeper than this in the notebook's folder are refused (the walk must not recurse without end).
+MAX_WORKDIR_DEPTH = 32
+
+
+def copy_workdir(src: str, dst: str, user: SandboxUser, max_entries: int, max_bytes: int) -> None:
+    """Copy the notebook's folder, sub-folders included, into the sandbox's working copy, owned by ``user``.
+
+    Everything nbgrader gives the notebook (the submission with the course's files restored) keeps its
+    relative path.  Links are never followed or copied (a link to another student's file stays behind) and
+    neither are devices or pipes; a tree larger than the limits is refused with an error that says which,
+    since a half-copied folder would quietly cost the student points.
+    """
+    entries = total = 0
+    src_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        stack = [(src_fd, dst, 0)]
+        while stack:
+            dir_fd, target, depth = stack.pop()
+            try:
+                for name in sorted(os.listdir(dir_fd)):
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                        continue
+                    entries += 1
+                    total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+                    if entries > max_entries or total > max_bytes:
+                        raise SandboxError(
+                            f"the notebook's folder is too large for the grading sandbox ({entries} files and "
+                            f"folders, {total // 1024**2} MiB at least; limits SandboxPolicy.max_workdir_files="
+                            f"{max_entries} and SandboxPolicy.scratch_size={max_bytes // 1024**2} MiB)")
+                    path = os.path.join(target, name)
+                    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                    if stat.S_ISDIR(st.st_mode):
+                        if depth + 1 > MAX_WORKDIR_DEPTH:
+                            raise SandboxError(f"the notebook's folder is nested deeper than {MAX_WORKDIR_DEPTH} "
+                                               "folders; the grading sandbox refuses it")
+                        os.mkdir(path, 0o700)
+                        os.chown(path, user.uid, user.gid)
+                        stack.append((os.open(name, flags | os.O_DIRECTORY, dir_fd=dir_fd), path, depth + 1))
+                        continue
+                    fd = os.open(name, flags, dir_fd=dir_fd)
+                    with os.fdopen(fd, "rb") as fin:
+                        if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
+                            continue  # swapped for something else since the stat: skip it too
+                        out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                        with os.fdopen(out, "wb") as fout:
+                            shutil.copyfileobj(fin, fout)
+                    os.chown(path, user.uid, user.gid)
+            finally:
+                os.close(dir_fd)
+    except BaseException:
+        for dir_fd, _, _ in stack:
+            os.close(dir_fd)
+        raise
 
 
 def ensure_account(name: str) -> SandboxUser:

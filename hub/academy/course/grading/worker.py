@@ -32,34 +32,53 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
+from academy.course.exchange import MAX_DEPTH  # folders a submission may nest, as collect allows
 from academy.course.grading import cells, depth, limits
 from academy.course.grading.cells import FairCells
 from academy.course.grading.jobs import JobResult, JobSpec, job_paths
 from academy.course.grading.kernel import SandboxExecute
+
 
 class SubmissionTooLarge(Exception):
     """Over the one size limit that ``submit`` also enforces (:mod:`academy.course.grading.limits`)."""
 
 
 def _copy_submission(src: str, dst: str) -> None:
-    """Copy plain files only (no links, no devices), within the submission size limit; ids already validated."""
-    count = total = 0
+    """Copy plain files and folders only, within the submission size limit; ids already validated.
+
+    Links (say, to another student's file) and devices are left behind with a note that names them, so the
+    trainer and the student see why a file was missing.  Folders have a limit of their own (as many as files)
+    and nesting the exchange's depth limit, so no tree of empty folders or endless nesting gets through.
+    """
+    count = total = folders = 0
+    skipped: list[str] = []
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
         rel = os.path.relpath(dirpath, src)
         os.makedirs(os.path.join(dst, rel), exist_ok=True)
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-        for name in filenames:
+        if rel != "." and rel.count(os.sep) + 1 > MAX_DEPTH:
+            raise SubmissionTooLarge(f"submission too large: folders nested deeper than {MAX_DEPTH} levels")
+        skipped += [os.path.join(rel, d) for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        folders += len(dirnames)  # counted apart: collect keeps only folders that hold files, submit counts files
+        for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             if os.path.islink(path) or not os.path.isfile(path):
+                skipped.append(os.path.normpath(os.path.join(rel, name)))
                 continue
             count, total = count + 1, total + os.path.getsize(path)
             if count > limits.SUBMISSION_MAX_FILES or total > limits.SUBMISSION_MAX_BYTES:
                 raise SubmissionTooLarge(limits.too_large(count, total))
-            shutil.copyfile(path, os.path.join(dst, rel, name))
+            shutil.copyfile(path, os.path.join(dst, rel, name), follow_symlinks=False)
             if name.endswith(".ipynb"):
                 note = depth.flatten_if_deep(os.path.join(dst, rel, name))
                 if note:
                     _NOTES.append(note)
+        if folders > limits.SUBMISSION_MAX_FILES:
+            raise SubmissionTooLarge(f"submission too large: more than {limits.SUBMISSION_MAX_FILES} folders")
+    if skipped:
+        shown = ", ".join(repr(os.path.normpath(p)) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        _NOTES.append(f"{len(skipped)} link(s) or special file(s) in the submission were ignored "
+                      f"(only plain files are graded): {shown}")
 
 
 _NOTES: list[str] = []  # notes from preparing the submission (one job at a time per worker)
@@ -104,6 +123,7 @@ def _explain(text: str, events: list[dict], notebook_limit: int) -> str:
         ("NoSuchKernel", "the notebook asks for a kernel that is not allowed for grading"),
         ("No notebooks were matched", "no notebook of this assignment was submitted"),
         ("No notebooks found", "no notebook of this assignment was submitted"),
+        ("IsADirectoryError", "a submitted notebook's name is a folder, not a notebook file"),
         ("NotJSONError", "a submitted .ipynb file is not a notebook (not valid notebook JSON)"),
         ("does not appear to be JSON", "a submitted .ipynb file is not a notebook (not valid notebook JSON)"),
         ("ValidationError", "a submitted notebook is not valid nbformat"),
