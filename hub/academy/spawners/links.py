@@ -66,7 +66,8 @@ def safe_next(next_url: str, user_prefix: str, hub_prefix: str) -> str:
     (plain or percent-encoded: a browser would resolve ``/user/ann/../bob/`` to Bob's server),
     backslashes, doubled slashes and control characters.
     """
-    if not next_url or len(next_url) > 2000:
+    # Checked before urlsplit, which silently strips tabs and newlines.
+    if not next_url or len(next_url) > 2000 or any(ord(ch) < 32 or ord(ch) == 127 for ch in next_url):
         return ""
     parts = urlsplit(next_url)
     if parts.scheme or parts.netloc or parts.fragment:
