@@ -136,3 +136,29 @@ def test_a_link_opens_the_preselected_form_then_the_notebook_and_the_choice_page
     server = hub.wait_ready(learner.name, learner.token)
     assert server["user_options"] == {"profile": "mig-slice", "hours": 2}
     page.close()
+
+
+def test_the_workshop_page_makes_links_that_the_hub_accepts(hub):
+    """Does the trainer's workshop page make a link for its lesson that opens a learner's form preselected on the
+    lesson, and refuse a profile outside the workshop or hours past the profile's maximum?"""
+    from support.workshop import make_trainer, post_form, service_url, workshop_form
+
+    trainer = make_trainer(hub, "lnktr")
+    r = post_form(trainer.session, hub, "new", workshop_form("linkws", lessons="01_python_numpy", count="0"))
+    assert r.status_code == 200 and "/w/linkws" in r.url, r.text[-1500:]
+    builder = service_url(hub, "w/linkws/link")
+    r = trainer.session.get(builder, params={"item": "lesson:01_python_numpy", "profile": "cpu", "hours": "2"}, timeout=60)
+    assert r.status_code == 200, r.text[-1500:]
+    made = re.search(r'id="link-made" readonly value="([^"]+)"', r.text).group(1).replace("&amp;", "&")
+    assert made.startswith(f"{hub.url}/hub/spawn?opt-profile=cpu&opt-hours=2&next=")
+    for params, words in [({"profile": "h100-1", "hours": "2"}, "choose one of this workshop&#39;s profiles: cpu"),
+                          ({"profile": "cpu", "hours": "99"}, "allows 1 to 8 hours, not 99")]:
+        r = trainer.session.get(builder, params={"item": "lesson:01_python_numpy", **params}, timeout=60)
+        assert r.status_code == 400 and words in r.text, r.text[-1500:]
+
+    learner = make_learner(hub, "lnkws")
+    r = learner.session.get(made, timeout=60)
+    assert r.status_code == 200 and re.search(r'id="profile-cpu" value="cpu"[^>]*checked', r.text), r.text[-1500:]
+    assert form_action(r.text).startswith(
+        f"/hub/spawn?next=%2Fuser%2F{learner.name}%2Flab%2Ftree%2Fai-factory-academy%2F01_python_numpy.ipynb&")
+    assert servers(hub, learner) == {}
