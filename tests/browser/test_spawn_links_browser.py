@@ -5,6 +5,7 @@ from the choice page. The local backend starts the GPU-slice profile without a G
 """
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import urlencode
 
@@ -41,12 +42,13 @@ def form_action(html: str) -> str:
 
 
 @pytest.mark.parametrize("query, words", [
-    (link("gpu-9000", 2), "unknown profile &#39;gpu-9000&#39;"),
+    (link("gpu-9000", 2), "unknown profile 'gpu-9000'"),
     (link("cpu", 99), "allows 1 to 8 hours, not 99"),
     (link("cpu", "2;reboot"), "hours: must be a whole number"),
     (link("cpu$(touch /tmp/x)", 2), "unknown profile"),
     (link(["cpu", "h100-1"], 2), "opt-profile: given 2 times"),
-    (link("cpu", 2, **{"opt-partition": "gpu"}), "unknown link option &#39;opt-partition&#39;"),
+    (link("cpu", 2, **{"opt-partition": "gpu"}), "unknown option(s): partition"),
+    (link("cpu", 2, cmd="id"), "unknown option(s): cmd"),
     (link("h100-4", 2), "is limited to the groups"),
 ])
 def test_a_crafted_link_shows_the_forms_error_and_starts_nothing(hub, query, words):
@@ -55,7 +57,7 @@ def test_a_crafted_link_shows_the_forms_error_and_starts_nothing(hub, query, wor
     hub._crafted_learner = learner
     r = learner.session.get(f"{hub.url}{query}", timeout=60)
     assert r.status_code == 400, (r.status_code, r.text[-500:])
-    assert words in r.text, r.text[-2000:]
+    assert words in html.unescape(r.text), r.text[-2000:]
     assert 'name="profile"' in r.text  # the form itself, to choose again
     assert servers(hub, learner) == {}, "a crafted link started a server"
 
@@ -74,6 +76,17 @@ def test_an_off_site_or_other_users_next_is_dropped(hub, target):
     assert "next=" not in action and "evil" not in action and "someone-else" not in action, action
     assert "was not on your own server" in r.text
     assert servers(hub, learner) == {}, "a GET started a server"
+
+
+def test_a_link_to_the_own_spawn_url_or_with_bare_keys_only_preselects(hub):
+    """Does /hub/spawn/<own name>?opt-... (and JupyterHub's older bare keys) also show the form preselected, not start?"""
+    learner = getattr(hub, "_crafted_learner", None) or make_learner(hub, "lnkbad")
+    hub._crafted_learner = learner
+    for url in (f"/hub/spawn/{learner.name}?opt-profile=h100-1&opt-hours=5", "/hub/spawn?profile=h100-1&hours=5"):
+        r = learner.session.get(f"{hub.url}{url}", timeout=60)
+        assert r.status_code == 200 and re.search(r'id="profile-h100-1" value="h100-1"[^>]*checked', r.text), r.text[-1500:]
+        assert re.search(r'<option value="5"\s+selected', r.text)
+        assert servers(hub, learner) == {}, f"GET {url} started a server"
 
 
 def test_a_link_opens_the_preselected_form_then_the_notebook_and_the_choice_page_when_running(hub, browser):  # noqa: F811

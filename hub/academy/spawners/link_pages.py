@@ -1,8 +1,8 @@
 """One-click links at ``/hub/spawn?opt-profile=..&opt-hours=..&next=..``: a preselected form, never a start on GET.
 
-JupyterHub 6 starts a server straight from ``opt-`` query options, and sends a learner whose
-server already runs to ``next`` whatever profile it runs on. For the learner's own default
-server this handler (JupyterHub's ``SpawnHandler``, put in its place by :func:`install`) does instead:
+JupyterHub 6 starts a server straight from ``opt-`` query options (or bare ones), and sends a learner
+whose server already runs to ``next`` whatever profile it runs on. For the learner's own default
+server (``/hub/spawn`` and ``/hub/spawn/<own name>``) this handler (JupyterHub's ``SpawnHandler``, put in its place by :func:`install`) does instead:
 
 * a link whose options pass the spawn form's checks shows that form preselected: one click starts;
 * a crafted link (unknown profile, hours out of bounds, a key twice, an unknown key) shows the
@@ -35,21 +35,26 @@ class LinkSpawnHandler(pages.SpawnHandler):
     def _safe_next(self, user) -> str:
         return safe_next(self.get_argument("next", ""), user.url, self.hub.base_url)
 
+    def _own_default(self, user_name, server_name) -> bool:
+        me = self.current_user
+        return user_name in (None, me.name) and not server_name and hasattr(me.spawner, "_parse_request")
+
     @web.authenticated
     def get(self, user_name=None, server_name=""):
-        spawner = self.current_user.spawner
-        if user_name is None and is_link(self.request.query_arguments) and hasattr(spawner, "_parse_request"):
+        if self._own_default(user_name, server_name) and is_link(self.request.query_arguments):
             return self._link(user_name=self.current_user.name)
         return super().get(user_name, server_name)
 
     @web.authenticated
     def post(self, user_name=None, server_name="", display_name=""):
-        if user_name is None and RESTART_FIELD in self.request.body_arguments:
+        if self._own_default(user_name, server_name) and RESTART_FIELD in self.request.body_arguments:
             return self._restart(user_name=self.current_user.name)
         return super().post(user_name, server_name, display_name)
 
     def _get_pending_url(self, user, server_name):
-        # The stock one forwards any `next` the hub would follow; a link's may only lead to the user's own server.
+        # The stock one forwards any `next` the hub would follow; ours may only lead to the user's own server.
+        if user.name != self.current_user.name:
+            return super()._get_pending_url(user, server_name)
         url = url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, url_escape_path(server_name))
         nxt = self._safe_next(user)
         return url_concat(url, {"next": nxt}) if nxt else url
@@ -65,7 +70,8 @@ class LinkSpawnHandler(pages.SpawnHandler):
             request = spawner._parse_request(parse_link(self._query()).options)
         except (OptionsError, web.HTTPError) as exc:
             message = exc.log_message if isinstance(exc, web.HTTPError) else str(exc)
-            self.log.warning("Refused one-click link for %s: %s", user.name, message)
+            if isinstance(exc, OptionsError):  # the picker logs its own refusals
+                self.log.warning("Refused spawn request for %s: %s", spawner._log_name, message)
             if spawner.active:
                 raise web.HTTPError(400, message) from None
             return await self._form(user, spawner, None, nxt, error=message)
@@ -138,12 +144,12 @@ class LinkSpawnHandler(pages.SpawnHandler):
 
 
 def install() -> None:
-    """Put ``LinkSpawnHandler`` in place of JupyterHub's ``/spawn`` handler (idempotent).
+    """Put ``LinkSpawnHandler`` in place of JupyterHub's ``/spawn...`` handlers (idempotent).
 
     Tornado takes the first matching route and ``extra_handlers`` come after the defaults, so the
     entry is replaced in the table JupyterHub reads when it builds its application.
     """
     for table in (handlers.default_handlers, pages.default_handlers):
         for i, entry in enumerate(table):
-            if entry[0] == r"/spawn" and entry[1] is pages.SpawnHandler:
-                table[i] = (r"/spawn", LinkSpawnHandler)
+            if entry[0].startswith(r"/spawn") and entry[1] is pages.SpawnHandler:
+                table[i] = (entry[0], LinkSpawnHandler)

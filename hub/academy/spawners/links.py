@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
-from academy.spawners.options import ALLOWED_KEYS, OptionsError
+from academy.spawners.options import OptionsError
 
 PREFIX = "opt-"
-# Keys a link may carry besides its options; anything else is refused, never silently ignored.
-LINK_KEYS = frozenset({"next"})
+# Query keys JupyterHub keeps for itself (never user options); every other key is an option to vet.
+RESERVED = frozenset({"next", "display_name"})
 # A lesson path as the builder accepts it: relative, plain names, no dot segments.
 _PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. +@-]*$")
 
@@ -30,39 +30,39 @@ class LinkQuery:
 
 
 def is_link(query: Mapping[str, Sequence[str]]) -> bool:
-    """Does this ``/hub/spawn`` query carry ``opt-`` options (a one-click link)?"""
-    return any(key.startswith(PREFIX) for key in query)
+    """Does this spawn GET carry user options (``opt-`` keys, or JupyterHub's older bare keys)?
+
+    JupyterHub would start a server from either; a link only ever preselects the form.
+    """
+    return any(key not in RESERVED for key in query)
 
 
 def parse_link(query: Mapping[str, Sequence[str]]) -> LinkQuery:
-    """The link's options and ``next``; raises ``OptionsError`` for a repeated or unknown key.
+    """The link's options and ``next``; raises ``OptionsError`` for a key given twice.
 
+    ``opt-`` keys lose their prefix (JupyterHub's rule); bare keys next to them are kept as options
+    too, so the form's parser refuses them by name instead of JupyterHub silently ignoring them.
     The values are not judged here: the spawn form's parser does that, with its messages.
     """
-    options: dict[str, str] = {}
-    next_url = ""
     for key, values in query.items():
         if len(values) != 1:
             raise OptionsError(f"{key[:40]}: given {len(values)} times in the link; give it once")
-        if key.startswith(PREFIX):
-            name = key[len(PREFIX):]
-            if name not in ALLOWED_KEYS:
-                raise OptionsError(
-                    f"unknown link option {key[:40]!r}; a link may set only opt-profile and opt-hours")
-            options[name] = values[0]
-        elif key == "next":
-            next_url = values[0]
-        else:
-            raise OptionsError(f"unknown link parameter {key[:40]!r}; a link may carry opt-profile, opt-hours and next")
-    return LinkQuery(options=options, next=next_url)
+    options = {key[len(PREFIX):]: values[0] for key, values in query.items() if key.startswith(PREFIX)}
+    for key, values in query.items():
+        if key.startswith(PREFIX) or key in RESERVED:
+            continue
+        if key in options:
+            raise OptionsError(f"{key[:40]}: given twice in the link (as {key[:40]} and {PREFIX}{key[:40]}); give it once")
+        options[key] = values[0]
+    return LinkQuery(options=options, next=(query.get("next") or [""])[0])
 
 
 def safe_next(next_url: str, user_prefix: str, hub_prefix: str) -> str:
     """``next`` if it is a path on the user's own server, else ``""`` (dropped).
 
     ``user_prefix`` is the user's server path (``/user/ann/``), ``hub_prefix`` the hub's (``/hub/``):
-    ``/hub/user-redirect/REST`` (what the link builder writes, for any learner) becomes
-    ``/user/ann/REST``. Refused: another host or scheme, another user's server, dot segments
+    ``/hub/user-redirect/REST`` (what the link builder writes, for any learner) and
+    ``/hub/user/ann/REST`` (JupyterHub's own "start your server" links) become ``/user/ann/REST``. Refused: another host or scheme, another user's server, dot segments
     (plain or percent-encoded: a browser would resolve ``/user/ann/../bob/`` to Bob's server),
     backslashes, doubled slashes and control characters.
     """
@@ -73,9 +73,11 @@ def safe_next(next_url: str, user_prefix: str, hub_prefix: str) -> str:
     if parts.scheme or parts.netloc or parts.fragment:
         return ""
     path = parts.path
-    redirect = hub_prefix + "user-redirect/"
-    if path.startswith(redirect):
-        path = user_prefix + path[len(redirect):]
+    base = hub_prefix[: -len("hub/")] if hub_prefix.endswith("/hub/") else "/"
+    for alias in (hub_prefix + "user-redirect/", hub_prefix + user_prefix[len(base):]):
+        if path.startswith(alias):
+            path = user_prefix + path[len(alias):]
+            break
     if not path.startswith(user_prefix):
         return ""
     for text in (path, unquote(path), unquote(unquote(path)), parts.query):
