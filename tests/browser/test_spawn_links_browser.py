@@ -170,6 +170,8 @@ def test_the_workshop_page_makes_links_that_the_hub_accepts(hub):
         assert r.status_code == 400 and words in r.text, r.text[-1500:]
 
     learner = make_learner(hub, "lnkws")
+    r = learner.session.get(builder, params={"item": "lesson:01_python_numpy", "profile": "cpu", "hours": "2"}, timeout=60)
+    assert r.status_code == 403  # not a trainer of this workshop
     r = learner.session.get(made, timeout=60)
     assert r.status_code == 200 and re.search(r'id="profile-cpu" value="cpu"[^>]*checked', r.text), r.text[-1500:]
     assert form_action(r.text).startswith(
