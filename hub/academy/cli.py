@@ -19,6 +19,7 @@ COMMANDS = {
     "course": "academy.course.cli",
     "workshop": "academy.workshop.cli",
     "env": "academy.env",
+    "link": "academy.link",
 }
 
 

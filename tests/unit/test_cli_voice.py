@@ -24,6 +24,7 @@ USAGE_ERRORS = {
     "course": (["course", "autograde"], "academy course autograde"),
     "workshop": (["workshop", "create", "w1"], "academy workshop create"),
     "env": (["env", "create"], "academy env create"),
+    "link": (["link", "--profile", "cpu"], "academy link"),
 }
 
 # Every option that counts jobs, with the words that reach it.
@@ -181,6 +182,7 @@ def failure_cases(tmp_path: Path, missing: str) -> dict[str, tuple[list[str], in
                    f"academy course status: course directory {tmp_path / 'none'} does not exist"),
         "workshop": (["--config", missing, "workshop", "list"], 2, "academy workshop list: "),
         "env": (["env", "remove", "Bad/../name"], 2, "academy env remove: name 'Bad/../name'"),
+        "link": (["link", "--profile", "cpu", "--hours", "2", "--path", "../x.ipynb"], 2, "academy link: path: '../x.ipynb'"),
     }
 
 

@@ -354,3 +354,20 @@ async def test_a_cancel_that_comes_with_a_poll_result_still_ends_the_wait():
         waiter.cancel()  # ... and the hub cancels the stream in the same moment
         with pytest.raises(asyncio.CancelledError):
             await waiter
+
+
+def test_a_one_click_links_preselection_reaches_the_slurm_form(make_spawner, monkeypatch):
+    """Does the Slurm spawner's form take a link's vetted profile and hours (academy.spawners.link_pages), with its note?"""
+    spawner = make_spawner("lin")
+
+    async def no_availability(profiles):
+        return {}  # sinfo is not what this test is about
+
+    monkeypatch.setattr(spawner, "profile_availability", no_availability)
+    spawner.last_stop_message = "Your last server reached the end of its walltime."
+    request = spawner._parse_request({"profile": "h100-1", "hours": "7"})
+    form = asyncio.run(spawner._render_form(preselect=request, extra_note="Opened from a link."))
+    checked = re.findall(r'value="([\w-]+)"[^>]*\n?\s*data-max-hours="\d+" data-default-hours="\d+"\s*checked', form)
+    assert checked == ["h100-1"]
+    assert re.search(r'<option value="7" selected>', form)
+    assert "Opened from a link." in form and "end of its walltime" in form

@@ -13,8 +13,10 @@ from tornado.log import app_log
 from traitlets import Bool, HasTraits, Unicode, default
 
 from academy.profiles import Profile, load_profiles
+from academy.spawners import link_pages
 from academy.spawners.options import OptionsError, SpawnRequest, parse_user_options, preferred_profile
 
+link_pages.install()  # one-click links (/hub/spawn?opt-profile=...) for every backend that uses the picker
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("academy", "templates"),
     autoescape=True,
@@ -128,21 +130,24 @@ class ProfilePickerMixin(HasTraits):
         """Text per profile slug about free capacity now; backends with a scheduler override this."""
         return {}
 
-    async def _render_form(self) -> str:
+    async def _render_form(self, preselect: SpawnRequest | None = None, extra_note: str = "") -> str:
+        """The form; a one-click link (academy.spawners.link_pages) preselects its vetted profile and hours."""
         profiles = self.allowed_profiles()
         if not profiles:
             return '<p class="alert alert-warning">No resource profile is available to your account. Ask a trainer to add you to a group.</p>'
         availability = await self.profile_availability(profiles)
         chosen = preferred_profile(profiles, self.user_groups())
+        if preselect is not None and preselect.profile in profiles:
+            chosen = preselect.profile
         return _templates.get_template("spawn_form.html").render(
             profiles=profiles,
             chosen=chosen.slug,
             availability=availability,
             notes=self.profile_notes(profiles),
-            note=" ".join(filter(None, [self.session_profiles().message, self.form_note_text()])),
+            note=" ".join(filter(None, [extra_note, self.session_profiles().message, self.form_note_text()])),
             show_resources=self.show_resources,
             max_hours=max(p.max_hours for p in profiles),
-            default_hours=chosen.default_hours,
+            default_hours=preselect.hours if preselect is not None and preselect.profile == chosen else chosen.default_hours,
         )
 
     def form_note_text(self) -> str:

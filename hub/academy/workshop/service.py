@@ -265,6 +265,8 @@ def make_app(ctx: actions.Context, prefix: str, hub_prefix: str, cookie_secret: 
     routes += coursework_pages.routes(slug) + lifecycle_pages.routes(slug)
     routes += dashboard.routes(slug) + events_api.routes()  # the live dashboard and the learners' event API
     routes += announcement_pages.routes(slug) + privacy.routes(slug)  # announcements, export/forget
+    from academy.workshop import link_pages
+    routes += link_pages.routes(slug)  # one-click links for the workshop's content
     jinja = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
     coursework_pages.register(jinja, ctx)
     lifecycle_pages.install(jinja, ctx)

@@ -392,8 +392,8 @@ class AcademySlurmSpawner(walltime.SlurmWalltimeMixin, QueuedStartMixin, Profile
     async def profile_availability(self, profiles):
         return await shared_availability(self.availability_cache_seconds).for_profiles(profiles)
 
-    async def _render_form(self) -> str:
-        form = await super()._render_form()
+    async def _render_form(self, **link) -> str:
+        form = await super()._render_form(**link)  # link: a one-click link's preselection (picker)
         if self.last_stop_message:
             notice = html.escape(self.last_stop_message)
             form = f'<p class="alert alert-warning academy-last-stop" role="alert">{notice}</p>\n{form}'
