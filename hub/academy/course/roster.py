@@ -38,6 +38,9 @@ def from_hub(hub_url: str, group: str, token: str | None = None, timeout: float 
     if reply.status_code != 200:
         raise RosterError(f"hub answered {reply.status_code} for group {group!r}")
     data = reply.json()
+    if "users" not in data:  # every user may read group names (Ask a trainer): a name is not a roster
+        raise RosterError(f"hub answered without the members of group {group!r}: this token may read its name "
+                          "only (reading members needs read:groups)")
     instructors = [check_id(u, "instructor") for u in (data.get("properties") or {}).get("instructors", [])]
     students = sorted(check_id(u, "student id") for u in data.get("users", []) if u not in instructors)
     return Roster(students=students, instructors=sorted(instructors))
