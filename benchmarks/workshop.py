@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -61,7 +60,7 @@ def free_port() -> int:
 
 
 class Hub:
-    """``academy up`` in a temp dir; the admin password is read from its first-start output."""
+    """``academy up`` in a temp dir; URL and first-run admin password come from its ``--ready-file`` JSON."""
 
     def __init__(self, site: dict):
         self.workdir = Path(tempfile.mkdtemp(prefix="academy-bench-ws-"))
@@ -76,17 +75,20 @@ class Hub:
         for key, value in site.items():
             base[key] = {**base[key], **value} if isinstance(base.get(key), dict) else value
         self.config.write_text(yaml.safe_dump(base))
-        self.proc = subprocess.Popen([sys.executable, "-m", "academy", "--config", str(self.config), "up"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-        self.admin_password = None
+        ready_file = self.workdir / "ready.json"
+        # up's prose goes to a file: an undrained pipe would block it once full.
+        with open(self.workdir / "up.log", "w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "academy", "--config", str(self.config), "up", "--ready-file", str(ready_file)],
+                stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
         deadline = time.monotonic() + 120
-        for line in self.proc.stdout:
-            if m := re.match(r"\s+password: (\S+)", line):
-                self.admin_password = m.group(1)
-            if line.startswith("Press Ctrl-C") or time.monotonic() > deadline:
-                break
+        while not ready_file.exists() and self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        ready = json.loads(ready_file.read_text()) if ready_file.exists() else {}
+        self.admin_password = ready.get("admin_password")
         if self.proc.poll() is not None or not self.admin_password:
-            raise SystemExit("academy up did not start; see " + str(self.workdir / "state" / "jupyterhub.log"))
+            raise SystemExit(f"academy up did not start; see {self.workdir / 'up.log'}")
+        self.url = ready["url"].rstrip("/")
         s = self.login("admin", self.admin_password)
         r = s.post(f"{self.url}/hub/api/users/admin/tokens", json={"note": "bench", "expires_in": 7200},
                    headers={"X-XSRFToken": s.cookies.get("_xsrf", "")}, timeout=30)
