@@ -287,13 +287,9 @@ def update_formgrader(c: Config, cfg: dict) -> None:
         check_course_state(cfg, layout_for(cfg))
     except (LayoutError, SharedState) as exc:
         raise ConfigError(str(exc)) from None
-    port = fg["port"]
-    if not port:
-        import socket
+    from academy.probes import free_port
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    port = fg["port"] or free_port()
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), {
         "name": "formgrader",
         "display": True,
