@@ -114,6 +114,7 @@ FOLDER_MARKERS = {
 KERNEL_TESTS: dict[str, str | set[str]] = {
     "unit/test_promptkernel.py": "*",
     "curriculum/test_track.py": "*",
+    "curriculum/test_templates_track.py": "*",
     "curriculum/test_runner.py": {"outcome", "test_cli_failure_exit_junit_and_kept_notebook",
                                   "test_cli_passes_parameters_and_exits_zero", "test_sigterm_kills_every_kernel",
                                   "test_schedule_starts_longest_first",

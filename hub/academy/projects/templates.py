@@ -23,7 +23,7 @@ DIR_ENV = "ACADEMY_PROJECT_TEMPLATES"
 MAX_NAME = 64
 # Letters, digits, '-' and '_', starting with a letter or digit: no path separators, no leading dot,
 # nothing a shell or a Slurm job name would read as syntax.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 MANIFEST_KEYS = {"title": "one line shown in the Launcher and `academy project list`",
                  "description": "a sentence or two on what the template trains and on what data",
                  "notebook": "the notebook to open first, relative to the template folder"}
@@ -33,6 +33,10 @@ SKIPPED = {MANIFEST, "__pycache__", ".ipynb_checkpoints"}
 
 class ProjectError(ValueError):
     """A refused request (bad name, unknown template, existing folder): its text says why; nothing was created."""
+
+
+class ProjectExists(ProjectError):
+    """The name is taken in the home (a file, folder or link): nothing is overwritten."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ def check_name(name: object, what: str = "project name") -> str:
         raise ProjectError(f"{what} {name!r}: a name, not a path (no '/')")
     if name.startswith("."):
         raise ProjectError(f"{what} {name!r}: may not start with '.' (hidden)")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):  # fullmatch: "$" alone would let a trailing newline through
         raise ProjectError(f"{what} {name!r}: use only letters, digits, '-' and '_', starting with a letter or digit")
     return name
 
@@ -143,7 +147,7 @@ def create_project(template_slug: object, name: object, home: Path | None = None
     try:
         dest.mkdir(mode=0o755)
     except FileExistsError:
-        raise ProjectError(f"{dest} already exists: choose another name (nothing was changed)") from None
+        raise ProjectExists(f"{name!r} already exists in your home: choose another name (nothing was changed)") from None
     try:
         _copy_tree(template.path, dest)
     except BaseException:
