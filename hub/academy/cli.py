@@ -20,7 +20,7 @@ COMMANDS = {
     "workshop": "academy.workshop.cli",
     "env": "academy.env",
     "link": "academy.link",
-    "project": "academy.projects.cli",
+    "project": "academy.project.cli",
 }
 
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from academy.projects.templates import list_templates, templates_dir
+from academy.project.templates import list_templates, templates_dir
 
 
 @pytest.mark.timeout(600)

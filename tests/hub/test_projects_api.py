@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from academy.accounts import LOCAL_UNIX_PREFIX
-from academy.projects.templates import find_template
+from academy.project.templates import find_template
 from support.hub import running_hub
 from testbed.hub import make_learner
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from academy.projects.templates import list_templates
+from academy.project.templates import list_templates
 from support.slurm import PYTHON_ENV, new_username, slurm, unix_user
 from testbed.slurm_cluster import Cluster
 

@@ -13,8 +13,8 @@ import pytest
 
 from academy.curriculum import lint
 from academy.home import sync_curriculum
-from academy.projects import skeleton
-from academy.projects.templates import (
+from academy.project import skeleton
+from academy.project.templates import (
     MANIFEST, ProjectError, ProjectExists, check_name, create_project, find_template, list_templates, load_template,
     templates_dir,
 )

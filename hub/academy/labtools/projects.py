@@ -2,7 +2,7 @@
 
 The server runs as the learner, so the project folder is created by the learner, in the server's
 root folder (their home), with the same code and the same name check as ``academy project new``
-(:mod:`academy.projects.templates`). The Jupyter server's own authentication guards both routes
+(:mod:`academy.project.templates`). The Jupyter server's own authentication guards both routes
 (the hub's token or cookie, XSRF for a browser POST): only the server's owner gets in.
 
 - ``GET``: ``{"templates": [{slug, title, description, notebook}, ...]}``.
@@ -18,7 +18,7 @@ from pathlib import Path
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from academy.projects.templates import ProjectError, ProjectExists, create_project, list_templates
+from academy.project.templates import ProjectError, ProjectExists, create_project, list_templates
 
 
 class ProjectsHandler(APIHandler):

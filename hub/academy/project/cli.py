@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     import json
 
-    from academy.projects.templates import ProjectError, list_templates
+    from academy.project.templates import ProjectError, list_templates
 
     try:
         templates = list_templates()
@@ -40,7 +40,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from academy.projects.templates import ProjectError, create_project
+    from academy.project.templates import ProjectError, create_project
 
     try:
         dest = create_project(args.template, args.name, args.home)

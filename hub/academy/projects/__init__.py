@@ -1,8 +1,0 @@
-"""``academy.projects``: new projects from templates (``academy project new``, the Launcher's "New project").
-
-A template is a folder of data in ``notebooks/templates/<slug>/`` with a manifest
-(``template.yaml``): :mod:`academy.projects.templates` reads and validates templates, names and
-creates project folders; :mod:`academy.projects.skeleton` checks a template notebook's shape;
-:mod:`academy.projects.cli` is the command line. The Launcher calls the same code through the
-server extension (:mod:`academy.labtools.projects`), as the learner.
-"""
