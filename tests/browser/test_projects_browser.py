@@ -5,6 +5,8 @@ server's ``academy/api/projects`` (the same name check as ``academy project new`
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from support.hub import running_hub
@@ -63,4 +65,19 @@ def test_new_project_from_the_launcher_opens_its_notebook_and_a_bad_name_is_expl
     page.locator(".jp-RenderedMarkdown h1:visible", has_text="Tabular model").first.wait_for(timeout=60_000)
     shot(page, "projects-02-created")
     assert (home / "churn" / "train.py").is_file() and (home / "churn" / "job.sh").is_file()
+    # A forged request riding on the learner's cookies (what another site's page could send) lacks the
+    # XSRF token JupyterLab adds: refused, nothing created.
+    forged = page.request.post(f"{hub.url}/user/{learner.name}/academy/api/projects",
+                               data=json.dumps({"template": "batch-job", "name": "forged"}),
+                               headers={"Content-Type": "application/json"})
+    assert forged.status == 403, (forged.status, forged.text())
+    assert not (home / "forged").exists()
+    # The same cookies do authenticate: a GET passes, and the POST passes once it carries the XSRF token,
+    # so the refusal above was the XSRF check, not a missing login.
+    assert page.request.get(f"{hub.url}/user/{learner.name}/academy/api/projects").status == 200
+    xsrf = next(c["value"] for c in page.context.cookies() if c["name"] == "_xsrf" and learner.name in c.get("path", ""))
+    with_token = page.request.post(f"{hub.url}/user/{learner.name}/academy/api/projects",
+                                   data=json.dumps({"template": "batch-job", "name": "with-token"}),
+                                   headers={"Content-Type": "application/json", "X-XSRFToken": xsrf})
+    assert with_token.status == 201, (with_token.status, with_token.text())
     page.close()
