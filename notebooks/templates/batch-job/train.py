@@ -22,12 +22,13 @@ import torch.nn.functional as F
 def load_data(data_dir: Path, samples: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``data/regression.npz`` (x, y), generated there on the first run: y = sin(3·x₀) + x₁² + noise."""
     path = Path(data_dir) / "regression.npz"
-    if not path.exists() or len(np.load(path)["x"]) < samples:
+    # Generated data (marked) is made again when a run needs more samples; a file of yours is never overwritten.
+    if not path.exists() or ("generated" in np.load(path) and len(np.load(path)["x"]) < samples):
         rng = np.random.default_rng(seed)
         x = rng.uniform(-1, 1, size=(samples, 8)).astype(np.float32)
         y = (np.sin(3 * x[:, 0]) + x[:, 1] ** 2 + rng.normal(0, 0.05, samples)).astype(np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, x=x, y=y)
+        np.savez_compressed(path, x=x, y=y, generated=np.array(True))
     data = np.load(path)
     return torch.as_tensor(data["x"][:samples]), torch.as_tensor(data["y"][:samples]).unsqueeze(1)
 

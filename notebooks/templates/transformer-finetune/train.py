@@ -85,13 +85,18 @@ def make_data(cfg: Config, data_dir: Path) -> dict[str, np.ndarray]:
     """Generated token sequences of two 'styles': unlabelled for pretraining, labelled (style 0/1) for fine-tuning.
 
     Written to ``data/sequences.npz`` on the first run and read from there afterwards, so the
-    notebook and the batch job train on the same data (delete the file to generate it again).
+    notebook and the batch job train on the same data (delete the file to generate it again). A file
+    you put there yourself is never overwritten.
     """
     path = Path(data_dir) / "sequences.npz"
     if path.exists():
-        data = dict(np.load(path))
-        if data["unlabelled"].shape[1] == cfg.seq_len and len(data["unlabelled"]) >= cfg.n_unlabelled:
+        data = dict(np.load(path, allow_pickle=False))
+        fits = data["unlabelled"].shape[1] == cfg.seq_len and len(data["unlabelled"]) >= cfg.n_unlabelled
+        if fits:
             return data
+        if "generated" not in data:  # your data: never overwritten, so say what does not fit
+            raise ValueError(f"{path}: sequences of length {data['unlabelled'].shape[1]} (Config.seq_len is {cfg.seq_len}) "
+                             f"and {len(data['unlabelled'])} unlabelled (Config.n_unlabelled is {cfg.n_unlabelled})")
     rng = np.random.default_rng(cfg.seed)
     chains = [_chain(cfg.vocab, rng), _chain(cfg.vocab, rng)]
 
@@ -108,7 +113,8 @@ def make_data(cfg: Config, data_dir: Path) -> dict[str, np.ndarray]:
 
     unlabelled, _ = sample(cfg.n_unlabelled)
     seqs, labels = sample(cfg.n_labelled)
-    data = {"unlabelled": unlabelled, "sequences": seqs, "labels": labels}
+    # "generated" marks data this function made, which a bigger run may make again.
+    data = {"unlabelled": unlabelled, "sequences": seqs, "labels": labels, "generated": np.array(True)}
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **data)
     return data
