@@ -42,7 +42,7 @@ export function addProjects(app: JupyterFrontEnd, launcher: ILauncher | null): v
       }
       const name = await InputDialog.getText({
         title: `New project: ${template.title}`,
-        label: 'Folder name in your home (letters, digits, - and _):',
+        label: `${template.description} Folder name in your home (letters, digits, - and _):`,
         placeholder: template.slug
       });
       if (!name.button.accept || !name.value) {
