@@ -3,7 +3,8 @@
 It serves resources (memory and CPU against the job's or cgroup's limits, per-GPU figures from
 NVML), notices for the learner (the culler's warning), kernel and GPU activity for the culler, and
 own environments (:mod:`academy.envs`) to the Academy lab extension; routes in
-:mod:`academy.labtools.handlers`, and the workshop's announcements in :mod:`academy.labtools.announcements`.  Enabled in ``hub/singleuser/jupyter_server_config.json``.
+:mod:`academy.labtools.handlers`, the workshop's announcements in :mod:`academy.labtools.announcements`,
+and the Launcher's New project in :mod:`academy.labtools.projects`.  Enabled in ``hub/singleuser/jupyter_server_config.json``.
 """
 from __future__ import annotations
 
