@@ -25,7 +25,7 @@ Fixtures shared through conftest.py files and tests/support:
 Fixtures of one test module:
 
 - ``hub`` (module), a hub with that module's site config: browser/test_announcements_browser.py, browser/test_browser.py,
-  browser/test_help_flow.py, browser/test_lab_tools.py,
+  browser/test_help_flow.py, browser/test_lab_tools.py, browser/test_projects_browser.py, hub/test_projects_api.py (a small profile),
   browser/test_lab_walltime.py (a short walltime hour), browser/test_spawn_links_browser.py, browser/test_workshop_browser.py,
   course/test_course_roster.py, hub/test_lab_session.py (its own profiles), hub/test_local_limits.py and
   hub/test_session_tools.py (cgroups needed), hub/test_workshop_lifecycle.py (root),
@@ -114,6 +114,7 @@ FOLDER_MARKERS = {
 KERNEL_TESTS: dict[str, str | set[str]] = {
     "unit/test_promptkernel.py": "*",
     "curriculum/test_track.py": "*",
+    "curriculum/test_templates_track.py": "*",
     "curriculum/test_runner.py": {"outcome", "test_cli_failure_exit_junit_and_kept_notebook",
                                   "test_cli_passes_parameters_and_exits_zero", "test_sigterm_kills_every_kernel",
                                   "test_schedule_starts_longest_first",

@@ -22,8 +22,9 @@ from pathlib import Path
 MANIFEST = ".academy-curriculum.json"
 SKIP_PARTS = {".ipynb_checkpoints", "__pycache__"}
 # Top-level folders of a curriculum for its authors, never delivered: ``lessons/`` is the lesson
-# code (installed as ``academy_lessons``), every exercise's checker and solution.
-AUTHOR_ONLY = frozenset({"lessons"})
+# code (installed as ``academy_lessons``), every exercise's checker and solution; ``templates/`` the
+# project templates, copied into a home only on request (``academy project new``, the Launcher).
+AUTHOR_ONLY = frozenset({"lessons", "templates"})
 
 
 @dataclass

@@ -13,6 +13,7 @@ import { ISession } from './api';
 import { addHelp } from './help';
 import { addLanding, openWelcomeOnce } from './landing';
 import { addEnvironments, addNotices, addResources } from './labtools';
+import { addProjects } from './projects';
 import { EXTEND_COMMAND, WalltimeClock, askForMoreTime, startClock } from './walltime';
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -47,6 +48,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     addResources(statusBar);
     addNotices();
     addEnvironments(app, launcher);
+    addProjects(app, launcher);
     addAnnouncements();
     addHelp(app, palette, mainMenu);
   }

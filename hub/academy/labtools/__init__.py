@@ -3,7 +3,8 @@
 It serves resources (memory and CPU against the job's or cgroup's limits, per-GPU figures from
 NVML), notices for the learner (the culler's warning), kernel and GPU activity for the culler, and
 own environments (:mod:`academy.envs`) to the Academy lab extension; routes in
-:mod:`academy.labtools.handlers`, and the workshop's announcements in :mod:`academy.labtools.announcements`.  Enabled in ``hub/singleuser/jupyter_server_config.json``.
+:mod:`academy.labtools.handlers`, the workshop's announcements in :mod:`academy.labtools.announcements`,
+and the Launcher's New project in :mod:`academy.labtools.projects`.  Enabled in ``hub/singleuser/jupyter_server_config.json``.
 """
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))
     from academy.labtools.announcements import routes as announcement_routes  # issue #10: workshop announcements
     web_app.add_handlers(".*$", announcement_routes(web_app.settings["base_url"]))
+    from academy.labtools.projects import routes as project_routes  # issue #13: New project from a template
+    web_app.add_handlers(".*$", project_routes(web_app.settings["base_url"]))
     if state.sampler is not None:
         state.poller = PeriodicCallback(state.sampler.sample, config_obj.gpu_sample_seconds * 1000)
         state.poller.start()
