@@ -29,7 +29,7 @@ Fixtures of one test module:
   browser/test_lab_walltime.py (a short walltime hour), browser/test_spawn_links_browser.py, browser/test_workshop_browser.py,
   course/test_course_roster.py, hub/test_lab_session.py (its own profiles), hub/test_local_limits.py and
   hub/test_session_tools.py (cgroups needed), hub/test_workshop_lifecycle.py (root),
-  hub/test_workshop_dashboard.py (root, a small profile); slurm/test_slurm_walltime.py
+  hub/test_workshop_dashboard.py (root, a small profile), hub/test_team_folders.py (root, one team folder); slurm/test_slurm_walltime.py
   (slurm backend, 10 s walltime re-check).
 - ``browser`` (module): Debian's Chromium through Playwright: browser/test_browser.py, slurm/test_slurm_walltime.py.
 - ``chromium`` (hub/test_workshop_coursework.py, hub/test_workshop_dashboard.py, module): the same launch of Chromium, for

@@ -20,6 +20,7 @@ COMMANDS = {
     "workshop": "academy.workshop.cli",
     "env": "academy.env",
     "link": "academy.link",
+    "teams": "academy.teams.cli",
 }
 
 

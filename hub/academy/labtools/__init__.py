@@ -87,6 +87,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))
     from academy.labtools.announcements import routes as announcement_routes  # issue #10: workshop announcements
     web_app.add_handlers(".*$", announcement_routes(web_app.settings["base_url"]))
+    from academy.labtools.teams import install as install_teams  # issue #13: team folders' disk use
+    install_teams(web_app)
     if state.sampler is not None:
         state.poller = PeriodicCallback(state.sampler.sample, config_obj.gpu_sample_seconds * 1000)
         state.poller.start()
