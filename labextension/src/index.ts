@@ -13,6 +13,7 @@ import { ISession } from './api';
 import { addHelp } from './help';
 import { addLanding, openWelcomeOnce } from './landing';
 import { addEnvironments, addNotices, addResources } from './labtools';
+import { addTeams } from './teams';
 import { EXTEND_COMMAND, WalltimeClock, askForMoreTime, startClock } from './walltime';
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -45,6 +46,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => askForMoreTime(clock, refresh)
     });
     addResources(statusBar);
+    addTeams(statusBar); // issue #13: team folders' disk use
     addNotices();
     addEnvironments(app, launcher);
     addAnnouncements();
