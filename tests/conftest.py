@@ -27,6 +27,7 @@ Fixtures of one test module:
 - ``hub`` (module), a hub with that module's site config: browser/test_announcements_browser.py, browser/test_browser.py,
   browser/test_help_flow.py, browser/test_lab_tools.py,
   browser/test_lab_walltime.py (a short walltime hour), browser/test_spawn_links_browser.py, browser/test_workshop_browser.py,
+  browser/test_team_folders_browser.py (root, one team folder),
   course/test_course_roster.py, hub/test_lab_session.py (its own profiles), hub/test_local_limits.py and
   hub/test_session_tools.py (cgroups needed), hub/test_workshop_lifecycle.py (root),
   hub/test_workshop_dashboard.py (root, a small profile), hub/test_team_folders.py (root, one team folder); slurm/test_slurm_walltime.py
