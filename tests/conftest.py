@@ -48,6 +48,7 @@ Fixtures of one test module:
 - ``server`` (hub/test_lean_start.py): a real Jupyter server with the learners' config, as the spawner starts it.
 - ``site`` (hub/test_up_refusals.py): an existing installation whose state must survive every refused start.
 - ``restart_hub`` (slurm/test_slurm_resilience.py, module): a Slurm hub the tests restart.
+- ``team_hub`` (slurm/test_slurm_team_folders.py, module): a Slurm hub with one team folder on a shared tmp root.
 - ``four`` (slurm/test_slurm_resilience.py, module): four learners of ``restart_hub`` with running servers.
 - ``course`` (module): course/test_assignments.py (the real course released in a tmp course directory),
   course/test_exchange.py (a world-readable tiny course and exchange, set up and released through the CLI).
