@@ -22,6 +22,9 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    p.add_argument("--make", action="store_true",
+                   help="as root: make the folders (and, with manage_unix_groups, the Unix groups) now, before any "
+                        "member's start; for a hub that does not run as root")
     p.add_argument("--budget", type=clitools.positive_float, default=30.0, help="seconds each folder's walk may take (default 30)")
     p.set_defaults(func=_cli)
 
@@ -53,10 +56,33 @@ def rows(cfg: dict, budget: float) -> list[dict]:
     return out
 
 
+def make_all(cfg: dict) -> list[str]:
+    """As root: every configured team's Unix group (if the hub manages them) and folder; the folders' paths."""
+    from academy.teams import folders
+    from academy.teams.hook import settings_from
+
+    if os.geteuid() != 0:
+        raise clitools.Refused("--make needs root: the folders belong to root and the team's Unix group")
+    settings = settings_from(cfg)
+    made = []
+    for t in settings.teams() if settings else []:
+        gid = folders.ensure_unix_group(t) if settings.manage_unix_groups else folders.gid_of(t.unix_group)
+        if gid is None:
+            raise clitools.Refused(f"team {t.group}: Unix group {t.unix_group} does not exist (the site provides it "
+                                   "when team_folders.manage_unix_groups is off)")
+        folders.ensure_folder(t, gid)
+        made.append(str(t.path))
+    return made
+
+
 def _cli(args: argparse.Namespace) -> int:
     from academy.siteconfig import load_config
 
     cfg = load_config(args.config)
+    if args.make:
+        made = make_all(cfg)
+        if made:
+            print(f"Made or checked: {', '.join(made)}")
     found = rows(cfg, args.budget)
     if args.json:
         print(json.dumps(found, indent=1))
