@@ -16,7 +16,7 @@ import requests
 
 from support.hub import running_hub
 from support.skip import need
-from support.workshop import admin_token
+from support.workshop import admin_token, make_trainer, service_url
 from testbed.hub import ACADEMY, REPO, make_learner
 
 pytestmark = pytest.mark.hub
@@ -194,5 +194,10 @@ def test_disk_use_shows_in_the_learners_server_and_for_the_admin(hub):
         (row,) = json.loads(listed.stdout)
         assert row["group"] == TEAM and row["folder"] == "ok" and f"acad-{fay.name}" in row["members"]
         assert row["bytes"] >= 3 * 2**20 and row["complete"]
+        page = hub.login("admin", hub.admin_password).get(service_url(hub, "teams"), timeout=120)
+        assert page.status_code == 200 and 'id="teams"' in page.text
+        assert TEAM in page.text and f"acad-{fay.name}" in page.text and "3.0 MiB" in page.text, page.text[-2000:]
+        trainer = make_trainer(hub, "tt")
+        assert trainer.session.get(service_url(hub, "teams"), timeout=120).status_code == 403
     finally:
         stop(hub, fay)
