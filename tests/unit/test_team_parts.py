@@ -112,3 +112,25 @@ def test_measure_counts_blocks_once_and_reports_a_lower_bound_out_of_time(tmp_pa
     assert 256 * 1024 <= usage.bytes < 2 * 256 * 1024, usage
     assert not folders.measure(tmp_path, budget_seconds=-1).complete
     assert folders.human(3 * 2**30 // 2) == "1.5 GiB"
+
+
+def test_the_servers_figures_come_from_its_own_groups_and_are_reused_until_the_refresh(tmp_path):
+    """Does a server list only teams of its own Unix groups, and walk each folder again only after the refresh time?"""
+    import asyncio
+    import grp
+
+    from academy.labtools.teams import TeamUsage
+
+    mine = grp.getgrgid(os.getegid()).gr_name
+    prefix, team = mine[:-1], mine[-1]  # this process's own group stands in for acadteam-<team>
+    (tmp_path / team).mkdir()
+    (tmp_path / "zz-not-mine").mkdir()
+    (tmp_path / team / "a.bin").write_bytes(b"x" * 100_000)
+    usage = TeamUsage(str(tmp_path), prefix, refresh=3600, warn_bytes=50_000)
+
+    first = asyncio.run(usage.view())
+    assert [r["group"] for r in first] == [team] and first[0]["warn"] and first[0]["files"] == 1
+    (tmp_path / team / "b.bin").write_bytes(b"x" * 100_000)
+    assert asyncio.run(usage.view())[0]["files"] == 1, "within the refresh time the cached walk is reused"
+    usage.refresh = 0
+    assert asyncio.run(usage.view())[0]["files"] == 2

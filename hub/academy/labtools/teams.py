@@ -32,7 +32,7 @@ class TeamUsage:
 
     def my_teams(self) -> list[str]:
         names = []
-        for gid in os.getgroups():
+        for gid in {os.getegid(), *os.getgroups()}:
             try:
                 name = grp.getgrgid(gid).gr_name
             except KeyError:
