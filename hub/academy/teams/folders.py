@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import grp
 import os
+import pwd
 import re
 import stat
 import struct
@@ -67,6 +68,16 @@ def gid_of(unix_group: str) -> int | None:
         return grp.getgrnam(unix_group).gr_gid
     except KeyError:
         return None
+
+
+def in_group(account: str, unix_group: str) -> bool:
+    """Whether the system (files, LDAP/sssd: whatever NSS says) puts ``account`` in ``unix_group``."""
+    gid = gid_of(unix_group)
+    try:
+        entry = pwd.getpwnam(account)
+    except KeyError:
+        return False
+    return gid is not None and gid in os.getgrouplist(account, entry.pw_gid)
 
 
 def _run(argv: list[str]) -> None:

@@ -64,7 +64,9 @@ class TeamFolderHook:
 
     async def __call__(self, spawner) -> None:
         try:
-            await asyncio.to_thread(self.prepare, spawner)
+            # Read on the event loop: the hub's database session is not for worker threads.
+            member_of = {g.name for g in spawner.user.groups}
+            await asyncio.to_thread(self.prepare, spawner, member_of)
         except Exception as exc:  # noqa: BLE001 - logged with the learner's name; the start goes on
             spawner.log.error("Team folders of %s not prepared: %s", spawner.user.name, exc)
         if self.then is not None:
@@ -73,8 +75,7 @@ class TeamFolderHook:
                 await result
 
     # -- the steps, in a worker thread ----------------------------------------------------------
-    def prepare(self, spawner) -> LinkReport | None:
-        member_of = {g.name for g in spawner.user.groups}
+    def prepare(self, spawner, member_of: set[str]) -> LinkReport | None:
         teams = self.settings.teams()
         mine = [t for t in teams if t.group in member_of]
         others = [t for t in teams if t.group not in member_of]
@@ -85,6 +86,14 @@ class TeamFolderHook:
                                 spawner.user.name)
             return None
         account, home = self._account_and_home(spawner, slurm)
+        if not self.settings.manage_unix_groups:
+            # The site's directory decides: a link to a folder the account cannot enter would only confuse.
+            outside = [t for t in mine if not folders.in_group(account, t.unix_group)]
+            for t in outside:
+                spawner.log.warning("Team %s: %s is in the hub group but not in the Unix group %s (the site's "
+                                    "directory provides it); no link", t.group, account, t.unix_group)
+            mine = [t for t in mine if t not in outside]
+            others = [*others, *outside]  # our link goes when the directory took them out
         if root:
             for t in mine:
                 gid = (folders.ensure_unix_group(t) if self.settings.manage_unix_groups else folders.gid_of(t.unix_group))
@@ -124,7 +133,7 @@ class TeamFolderHook:
             import shlex
 
             prefix = shlex.split(spawner.as_user())
-            return sync_as(home, wanted, stale, prefix=prefix, env=spawner.slurm_env())
+            return sync_as(home, wanted, stale, prefix=prefix, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home})
         from jupyterhub.spawner import set_user_setuid
 
         return sync_as(home, wanted, stale, preexec_fn=set_user_setuid(spawner.unix_account),
