@@ -111,6 +111,7 @@ def test_measure_counts_blocks_once_and_reports_a_lower_bound_out_of_time(tmp_pa
     assert usage.complete and usage.files == 2  # a.bin and the symlink entry; b.bin is a.bin again
     assert 256 * 1024 <= usage.bytes < 2 * 256 * 1024, usage
     assert not folders.measure(tmp_path, budget_seconds=-1).complete
+    assert not folders.measure(tmp_path / "missing").complete, "what cannot be read is no measured zero"
     assert folders.human(3 * 2**30 // 2) == "1.5 GiB"
 
 

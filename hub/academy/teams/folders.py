@@ -158,7 +158,7 @@ def ensure_folder(t: Team, gid: int) -> bool:
 
 def measure(path: str | os.PathLike, budget_seconds: float = 2.0) -> Usage:
     """Disk use of ``path`` (allocated blocks, hard links once, symlinks not followed), walked with
-    ``os.scandir`` for at most ``budget_seconds``; an unreadable subfolder is skipped."""
+    ``os.scandir`` for at most ``budget_seconds``; an unreadable folder makes the figures a lower bound too."""
     deadline = time.monotonic() + budget_seconds
     total = files = 0
     seen: set[tuple[int, int]] = set()
@@ -170,7 +170,8 @@ def measure(path: str | os.PathLike, budget_seconds: float = 2.0) -> Usage:
             break
         try:
             entries = os.scandir(stack.pop())
-        except OSError:
+        except OSError:  # a folder this caller may not read: what it holds is not counted
+            complete = False
             continue
         with entries:
             for entry in entries:
