@@ -27,9 +27,10 @@ Fixtures of one test module:
 - ``hub`` (module), a hub with that module's site config: browser/test_announcements_browser.py, browser/test_browser.py,
   browser/test_help_flow.py, browser/test_lab_tools.py, browser/test_projects_browser.py, hub/test_projects_api.py (a small profile),
   browser/test_lab_walltime.py (a short walltime hour), browser/test_spawn_links_browser.py, browser/test_workshop_browser.py,
+  browser/test_team_folders_browser.py (root, one team folder),
   course/test_course_roster.py, hub/test_lab_session.py (its own profiles), hub/test_local_limits.py and
   hub/test_session_tools.py (cgroups needed), hub/test_workshop_lifecycle.py (root),
-  hub/test_workshop_dashboard.py (root, a small profile); slurm/test_slurm_walltime.py
+  hub/test_workshop_dashboard.py (root, a small profile), hub/test_team_folders.py (root, one team folder); slurm/test_slurm_walltime.py
   (slurm backend, 10 s walltime re-check).
 - ``browser`` (module): Debian's Chromium through Playwright: browser/test_browser.py, slurm/test_slurm_walltime.py.
 - ``chromium`` (hub/test_workshop_coursework.py, hub/test_workshop_dashboard.py, module): the same launch of Chromium, for
@@ -47,6 +48,9 @@ Fixtures of one test module:
 - ``server`` (hub/test_lean_start.py): a real Jupyter server with the learners' config, as the spawner starts it.
 - ``site`` (hub/test_up_refusals.py): an existing installation whose state must survive every refused start.
 - ``restart_hub`` (slurm/test_slurm_resilience.py, module): a Slurm hub the tests restart.
+- ``team_hub`` (slurm/test_slurm_team_folders.py, module): a Slurm hub with one team folder on a shared tmp root.
+- ``site_groups_hub`` (slurm/test_slurm_team_folders.py, module): the same with the site's own Unix group
+  (``manage_unix_groups`` off).
 - ``four`` (slurm/test_slurm_resilience.py, module): four learners of ``restart_hub`` with running servers.
 - ``course`` (module): course/test_assignments.py (the real course released in a tmp course directory),
   course/test_exchange.py (a world-readable tiny course and exchange, set up and released through the CLI).

@@ -21,6 +21,7 @@ COMMANDS = {
     "env": "academy.env",
     "link": "academy.link",
     "project": "academy.project.cli",
+    "teams": "academy.teams.cli",
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from academy.teams.hook import update_team_folders
 from academy.trainer_access import update_trainer_access
 from academy.validation import ConfigError
 
@@ -384,6 +385,7 @@ UPDATERS = [
     update_load_test,
     update_lab,
     update_trainer_access,
+    update_team_folders,
 ]
 
 

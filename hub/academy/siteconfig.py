@@ -76,6 +76,10 @@ DEFAULTS["workshops"]["formgrader"] = {"enabled": False, "user": "academy-course
 # Ask a trainer: share a learner's server with the workshop's trainers only with their consent.
 DEFAULTS["workshops"]["trainer_access"] = "consent"
 
+# Team folders (academy.teams): none unless the site lists hub groups.
+DEFAULTS["team_folders"] = {"root": "", "groups": [], "unix_group_prefix": "acadteam-", "manage_unix_groups": True,
+                            "usage_refresh_seconds": 300, "warn_gib": 0}
+
 # Keys whose values are paths relative to the project root.
 PATH_KEYS = [
     ("hub", "state_dir"),
@@ -88,6 +92,7 @@ PATH_KEYS = [
     ("workshops", "course", "course_dir"),
     ("workshops", "course", "state_dir"),
     ("workshops", "course", "exchange_dir"),
+    ("team_folders", "root"),
 ]
 
 

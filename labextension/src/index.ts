@@ -14,6 +14,7 @@ import { addHelp } from './help';
 import { addLanding, openWelcomeOnce } from './landing';
 import { addEnvironments, addNotices, addResources } from './labtools';
 import { addProjects } from './projects';
+import { addTeams } from './teams';
 import { EXTEND_COMMAND, WalltimeClock, askForMoreTime, startClock } from './walltime';
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -46,6 +47,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => askForMoreTime(clock, refresh)
     });
     addResources(statusBar);
+    addTeams(statusBar); // issue #13: team folders' disk use
     addNotices();
     addEnvironments(app, launcher);
     addProjects(app, launcher);

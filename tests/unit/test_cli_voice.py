@@ -26,6 +26,7 @@ USAGE_ERRORS = {
     "env": (["env", "create"], "academy env create"),
     "link": (["link", "--profile", "cpu"], "academy link"),
     "project": (["project", "new", "batch-job"], "academy project new"),
+    "teams": (["teams", "--budget", "0"], "academy teams"),
 }
 
 # Every option that counts jobs, with the words that reach it.
@@ -185,6 +186,7 @@ def failure_cases(tmp_path: Path, missing: str) -> dict[str, tuple[list[str], in
         "env": (["env", "remove", "Bad/../name"], 2, "academy env remove: name 'Bad/../name'"),
         "link": (["link", "--profile", "cpu", "--hours", "2", "--path", "../x.ipynb"], 2, "academy link: path: '../x.ipynb'"),
         "project": (["project", "new", "batch-job", "../x"], 2, "academy project new: project name '../x': a name, not a path"),
+        "teams": (["--config", missing, "teams"], 2, "academy teams: "),
     }
 
 

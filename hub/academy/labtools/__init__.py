@@ -90,6 +90,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.add_handlers(".*$", announcement_routes(web_app.settings["base_url"]))
     from academy.labtools.projects import routes as project_routes  # issue #13: New project from a template
     web_app.add_handlers(".*$", project_routes(web_app.settings["base_url"]))
+    from academy.labtools.teams import install as install_teams  # issue #13: team folders' disk use
+    install_teams(web_app)
     if state.sampler is not None:
         state.poller = PeriodicCallback(state.sampler.sample, config_obj.gpu_sample_seconds * 1000)
         state.poller.start()
