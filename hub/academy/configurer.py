@@ -12,6 +12,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from academy.course.site import update_course
 from academy.trainer_access import update_trainer_access
 from academy.validation import ConfigError
 
@@ -388,6 +389,7 @@ UPDATERS = [
     update_load_test,
     update_lab,
     update_trainer_access,
+    update_course,
 ]
 
 

@@ -75,6 +75,11 @@ DEFAULTS["workshops"]["course"] = {"course_dir": "", "state_dir": "", "exchange_
 DEFAULTS["workshops"]["formgrader"] = {"enabled": False, "user": "academy-course", "port": 0}
 # Ask a trainer: share a learner's server with the workshop's trainers only with their consent.
 DEFAULTS["workshops"]["trainer_access"] = "consent"
+# The graded course(s) (academy.course.site): the built-in demonstration course is the repository's course/.
+DEFAULTS["course"] = {"exchange_dir": "/srv/academy/exchange", "grader_user": "academy-grader",
+                      "limits": {"cell_timeout": 0, "notebook_timeout": 0, "memory_mb": 0, "jobs": 0},
+                      "slurm": {"partition": "", "account": "", "memory_mb": 0},
+                      "courses": [{"id": "ai-factory-101", "directory": "course"}]}
 
 # Keys whose values are paths relative to the project root.
 PATH_KEYS = [
@@ -88,6 +93,7 @@ PATH_KEYS = [
     ("workshops", "course", "course_dir"),
     ("workshops", "course", "state_dir"),
     ("workshops", "course", "exchange_dir"),
+    ("course", "exchange_dir"),
 ]
 
 
