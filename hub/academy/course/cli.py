@@ -227,6 +227,8 @@ def cmd_export(args) -> int:
     from academy.course.export import export
     layout = _layout(args)
     grades, tests = export(layout, Path(args.out or layout.state_dir / "export"), args.assignment)
+    from academy.course.protect import close_state
+    close_state(layout)  # grades by name: never readable by learners, also in a traversable state dir
     console.print(f"wrote {grades} and {tests}")
     return 0
 
