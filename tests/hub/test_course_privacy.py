@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.hub, pytest.mark.grading]
 
 
 @pytest.fixture(scope="module")
-def site():
+def private_site():
     need(sandbox_available() and shutil.which("runuser") is not None, "root with bubblewrap, prlimit, setpriv, useradd and runuser")
     shared = shared_tiny_course("academy-priv-")
     os.chmod(shared / "course" / "source", 0o755)  # as a trainer might leave it: `academy up` must close it
@@ -61,9 +61,9 @@ def _server_env(account: str, timeout: float = 30) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def graded(site):
+def private_graded(private_site):
     """A learner with a running server submits t1 using only what the hub told the server; the trainer grades it."""
-    hub = site
+    hub = private_site
     learner = make_learner(hub, "priv")
     r = hub.api("POST", f"/users/{learner.name}/server", learner.token, json={"profile": "cpu"})
     assert r.status_code in (201, 202), r.text
@@ -100,9 +100,9 @@ def _as(account, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(["runuser", "-u", account.pw_name, "--", *argv], capture_output=True, text=True, timeout=120)
 
 
-def test_learner_servers_are_told_the_exchange_and_course_ids_only(graded):
+def test_learner_servers_are_told_the_exchange_and_course_ids_only(private_graded):
     """Does the learner's running server get ACADEMY_EXCHANGE_DIR and ACADEMY_COURSE_IDS, and nothing naming a course dir or gradebook?"""
-    hub, _, _, env = graded
+    hub, _, _, env = private_graded
     assert env["ACADEMY_EXCHANGE_DIR"] == str(hub.shared / "exchange")
     assert env["ACADEMY_COURSE_IDS"] == "tiny,ai-factory-101"
     leaks = {k: v for k, v in env.items() if str(hub.shared / "course") in v or "courses/" in v
@@ -110,18 +110,18 @@ def test_learner_servers_are_told_the_exchange_and_course_ids_only(graded):
     assert leaks == {}
 
 
-def test_the_learners_submission_was_graded_against_the_real_hidden_tests(graded):
+def test_the_learners_submission_was_graded_against_the_real_hidden_tests(private_graded):
     """Did the submission made with only the server's variables (and a planted course dir) score full marks from the real course?"""
-    hub, learner, _, _ = graded
+    hub, learner, _, _ = private_graded
     with open(hub.state_dir / "courses" / "tiny" / "export" / "grades.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["student_id"] == learner.name and r["assignment"] == "t1"]
     assert len(rows) == 1 and float(rows[0]["score"]) == tiny_course.expected_score(tiny_course.SOLUTIONS), rows
 
 
-def test_a_learner_cannot_read_any_course_source_or_grading_state(graded):
+def test_a_learner_cannot_read_any_course_source_or_grading_state(private_graded):
     """Can a learner account read source notebooks (site course and the checkout's built-in one), the gradebook,
     autograded or feedback files, or the export? (Every attempt must be denied.)"""
-    hub, learner, account, _ = graded
+    hub, learner, account, _ = private_graded
     state = hub.state_dir / "courses" / "tiny"
     secrets = {
         "site course source": hub.shared / "course" / "source" / "t1" / "problems.ipynb",
@@ -143,9 +143,9 @@ def test_a_learner_cannot_read_any_course_source_or_grading_state(graded):
         assert proc.returncode != 0 and "Permission denied" in proc.stderr, folder
 
 
-def test_a_learner_running_trainer_steps_is_refused_without_a_traceback(graded):
+def test_a_learner_running_trainer_steps_is_refused_without_a_traceback(private_graded):
     """Does a learner running `academy course autograde/export` (even with their own --course-dir) get a clear refusal?"""
-    hub, learner, account, env = graded
+    hub, learner, account, env = private_graded
     home = Path(account.pw_dir)
     learner_env = {k: env[k] for k in ("ACADEMY_EXCHANGE_DIR", "ACADEMY_COURSE_IDS", "JUPYTERHUB_USER")}
     for argv in (["--config", str(hub.config_path), "course", "--course", "tiny", "autograde", "t1"],

@@ -3,11 +3,12 @@
 * ``course_dir`` (repository ``course/``): ``nbgrader_config.py`` and ``source/<assignment>/`` with the
   instructor notebooks (solutions and hidden tests; another folder where the course's config sets
   ``CourseDirectory.source_directory``, as stock nbgrader would read it).  Read-only to the pipeline.
-* ``state_dir`` (``$ACADEMY_STATE_DIR`` or ``<repo>/.academy``, mode 0700): ``gradebook.db`` (SQLite
-  by default; any SQLAlchemy URL via ``--db-url``/``$ACADEMY_GRADEBOOK_URL``) and ``course/``, the
-  nbgrader course root (``release/``, ``submitted/``, ``autograded/``, ``feedback/``, ``reports/``).
-* ``exchange_dir`` (``$ACADEMY_EXCHANGE_DIR`` or ``/srv/academy/exchange``): the shared-filesystem
-  exchange of :mod:`academy.course.exchange`.
+* ``state_dir`` (mode 0700): ``gradebook.db`` (SQLite by default; any SQLAlchemy URL) and ``course/``,
+  the nbgrader course root (``release/``, ``submitted/``, ``autograded/``, ``feedback/``, ``reports/``).
+* ``exchange_dir``: the shared-filesystem exchange of :mod:`academy.course.exchange`.
+
+:func:`resolve` takes explicit paths (else ``ACADEMY_*`` variables, else repository defaults); the
+commands build layouts from the site config's ``course:`` section through :mod:`academy.course.site`.
 
 The course root gets a generated ``nbgrader_config.py`` that loads the repository config and then
 pins paths and the pipeline's safety settings, so stock ``nbgrader`` commands run in that directory
