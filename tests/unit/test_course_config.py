@@ -250,3 +250,16 @@ def test_the_gradebook_is_closed_even_in_a_traversable_state_dir(tmp_path):
     assert (state / "gradebook.db").stat().st_mode & 0o077 == 0
     assert (state / "export").stat().st_mode & 0o077 == 0
     assert layout.root.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_courses_folder_is_traversable_but_not_listable(tmp_path):
+    """Is <hub.state_dir>/courses made 0711 (the Formgrader's account reaches its course; nobody lists the courses)?"""
+    _course(tmp_path / "c1", "one")
+    layout = layout_for_site(_cfg(tmp_path, courses=[{"id": "one", "directory": "c1"}]), env={})
+    old = os.umask(0o077)
+    try:
+        layout.ensure()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "hubstate" / "courses").stat().st_mode & 0o777 == 0o711
+    assert layout.state_dir.stat().st_mode & 0o777 == 0o700

@@ -92,7 +92,10 @@ class CourseLayout:
         """Create the private state directories and the generated nbgrader config."""
         _venv_on_path()
         if not self.state_dir.exists():
-            self.state_dir.mkdir(parents=True, mode=0o700)
+            if not self.state_dir.parent.exists():  # e.g. <hub.state_dir>/courses: traversed, never listed
+                self.state_dir.parent.mkdir(parents=True, mode=0o711)
+                os.chmod(self.state_dir.parent, 0o711)  # (not the umask's): the Formgrader's owner reaches its course
+            self.state_dir.mkdir(mode=0o700)
         mode = self.state_dir.stat().st_mode & 0o777
         if mode & 0o066:
             # Shared with the hub: keep `academy up`'s traverse-only bit (homes live below) but
