@@ -183,17 +183,19 @@ def test_a_student_needs_only_the_exchange_and_course_ids():
     assert learner_course("two", env=two, site=no_config).course_id == "two"
     with pytest.raises(LayoutError, match=r"several courses \(one, two\)"):
         learner_course(env=two, site=no_config)
-    with pytest.raises(LayoutError, match="not in course 'three'"):
-        learner_course("three", env=two, site=no_config)
+    assert learner_course("three", env=two, site=no_config).course_id == "three"  # only picks their own exchange folder
     with pytest.raises(LayoutError, match="invalid course id"):
         learner_course("../one", env=two, site=no_config)
 
 
-def test_a_student_command_never_reads_a_course_dir_when_the_hub_named_the_course(tmp_path):
-    """Is a --course-dir or ACADEMY_COURSE_DIR a student passes ignored once the hub named their course?"""
+def test_a_student_course_dir_only_picks_the_students_own_course_id(tmp_path):
+    """Is ACADEMY_COURSE_DIR ignored once the hub named the course, while a --course-dir the student typed only picks
+    the id (read as the student) and --course beats both?"""
     _course(tmp_path / "mine", "evil")
     env = {ENV_EXCHANGE_DIR: "/shared/ex", ENV_COURSE_IDS: "one", "ACADEMY_COURSE_DIR": str(tmp_path / "mine")}
-    assert learner_course(None, str(tmp_path / "mine"), env=env, site=dict).course_id == "one"
+    assert learner_course(None, None, env=env, site=dict).course_id == "one"
+    assert learner_course(None, str(tmp_path / "mine"), env=env, site=dict).course_id == "evil"
+    assert learner_course("one", str(tmp_path / "mine"), env=env, site=dict).course_id == "one"
 
 
 def test_cli_with_two_courses_refuses_without_course(tmp_path, capsys):

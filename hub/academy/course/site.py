@@ -153,10 +153,11 @@ def learner_course(course_id: str | None = None, course_dir: str | None = None, 
                    site: Callable[[], dict] | None = None) -> LearnerCourse:
     """The student's view of one course, read without touching the course directory where possible.
 
-    The course id: ``--course``, else the one in ``ACADEMY_COURSE_IDS`` (what the hub gave this server),
-    else the id in an explicitly named course directory's config (read as the student, so it can reveal
-    nothing they could not read anyway), else the site config's only course.  ``--course`` must be one of
-    ``ACADEMY_COURSE_IDS`` when that is set.  The exchange root: ``--exchange-dir``, else
+    The course id, most explicit first: ``--course``; else the id in a ``--course-dir`` the student typed
+    (read as the student, so it reveals nothing they could not read anyway); else the one id in
+    ``ACADEMY_COURSE_IDS`` (what the hub gave this server; several: ``--course`` is required); else the id
+    in ``ACADEMY_COURSE_DIR``'s config; else the site config's only course.  Whatever the student names
+    only picks which exchange folder their own process uses.  The exchange root: ``--exchange-dir``, else
     ``ACADEMY_EXCHANGE_DIR``, else the site config."""
     cfg: dict | None = None
 
@@ -172,22 +173,26 @@ def learner_course(course_id: str | None = None, course_dir: str | None = None, 
 
     mine = [i.strip() for i in env.get(ENV_COURSE_IDS, "").split(",") if i.strip()]
     if course_id:
-        check_id(course_id, "course id")
-        if mine and course_id not in mine:
-            raise LayoutError(f"you are not in course {course_id!r}; your courses: {', '.join(mine)}")
+        pass
+    elif course_dir:
+        course_id = _course_id_of(course_dir)
     elif len(mine) == 1:
         course_id = mine[0]
     elif mine:
         raise LayoutError(f"you are in several courses ({', '.join(mine)}); pick one with --course ID")
-    elif course_dir or env.get(ENV_COURSE_DIR):
-        try:
-            course_id = resolve(course_dir or env.get(ENV_COURSE_DIR), "/nonexistent", "/nonexistent", "sqlite://").course_id
-        except PermissionError:
-            raise LayoutError("cannot read the course directory's nbgrader_config.py; pass --course ID") from None
+    elif env.get(ENV_COURSE_DIR):
+        course_id = _course_id_of(env[ENV_COURSE_DIR])
     else:
         course_id = choose(config(), None).id
     exchange = exchange_dir or env.get(ENV_EXCHANGE_DIR) or config()["course"]["exchange_dir"]
     return LearnerCourse(exchange_dir=Path(exchange).resolve(), course_id=check_id(course_id, "course id"))
+
+
+def _course_id_of(course_dir: str) -> str:
+    try:
+        return resolve(course_dir, "/nonexistent", "/nonexistent", "sqlite://").course_id
+    except PermissionError:
+        raise LayoutError("cannot read the course directory's nbgrader_config.py; pass --course ID") from None
 
 
 def update_course(c: Config, cfg: dict) -> None:
