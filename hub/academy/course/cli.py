@@ -1,9 +1,11 @@
 """``academy course …``: the graded-course pipeline on the command line (progress bars, summary tables).
 
 Sub-commands: setup (root: grader account, exchange, roster), release, fetch and submit (students),
-collect, autograde (``--jobs N``, ``--backend local|slurm``), feedback, export, status.  Every command
-takes ``--course-dir``, ``--state-dir``, ``--exchange-dir`` and ``--db-url`` so tests and trainers can
-point it anywhere; errors are one clear line on stderr and a non-zero exit code (``academy.clitools``:
+collect, autograde (``--jobs N``, ``--backend local|slurm``), feedback, export, status.  The course comes
+from the site config's ``course:`` section (``academy --config``; ``--course ID`` picks one of several);
+``--course-dir``, ``--state-dir``, ``--exchange-dir`` and ``--db-url`` (or their ACADEMY_* variables)
+override it (academy.course.site).  Students' fetch and submit need only the exchange root and the
+course id.  Errors are one clear line on stderr and a non-zero exit code (``academy.clitools``:
 1 when some students or submissions failed, 2 when a step was refused before it changed anything).
 """
 from __future__ import annotations
