@@ -41,6 +41,8 @@ Fixtures of one test module:
 - ``course_hub`` (hub/test_workshop_coursework.py, module): a hub whose workshops grade the tiny course.
 - ``graded`` (module): hub/test_workshop_coursework.py (a workshop whose participants submitted and were graded),
   course/test_grading_fairness.py (odd, oversized and failing submissions graded once).
+- ``private_site`` (hub/test_course_privacy.py, module): a hub whose `course:` section holds the tiny course and the built-in one.
+- ``private_graded`` (hub/test_course_privacy.py, module): a learner submitted with only the server's course variables; graded.
 - ``room`` (hub/test_workshop_dashboard.py, module): a workshop, its trainer, another workshop's trainer, and three
   participants whose servers run, with their servers' tokens.
 - ``essay_hub`` (hub/test_workshop_written_answer.py, module): a hub whose course has a written answer.

@@ -45,6 +45,8 @@ def _rows(schema: dict, prefix: list[str]):
         yield f"| `{'.'.join(path)}` | {_type_of(prop)} | {shown} | {desc} |"
         if prop.get("type") == "object" and "properties" in prop:
             yield from _rows(prop, path)
+        elif prop.get("type") == "array" and "properties" in prop.get("items", {}):  # e.g. course.courses[].id
+            yield from _rows(prop["items"], [*prefix, f"{key}[]"])
 
 
 def markdown_reference() -> str:

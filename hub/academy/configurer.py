@@ -13,6 +13,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from academy.teams.hook import update_team_folders
+from academy.course.site import update_course
 from academy.trainer_access import update_trainer_access
 from academy.validation import ConfigError
 
@@ -386,6 +387,7 @@ UPDATERS = [
     update_lab,
     update_trainer_access,
     update_team_folders,
+    update_course,
 ]
 
 

@@ -48,6 +48,8 @@ def collect(config: str | None, port: int | None = None) -> list[DoctorCheck]:
     checks += [check_port(cfg), check_proxy(cfg), check_state_dir(cfg), check_profiles(cfg), check_profile_memory(cfg), check_profile_cores(cfg),
                check_curriculum(cfg), check_user_reachable(cfg)]
     checks += backend_checks(cfg)
+    from academy.course.protect import course_checks  # sources and state closed to learners
+    checks += course_checks(cfg)
     from academy.course.grading.cleanup import doctor_check as grading_leftovers  # sandbox folders a killed grader left
     checks.append(grading_leftovers())
     return checks

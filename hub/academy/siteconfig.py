@@ -75,6 +75,11 @@ DEFAULTS["workshops"]["course"] = {"course_dir": "", "state_dir": "", "exchange_
 DEFAULTS["workshops"]["formgrader"] = {"enabled": False, "user": "academy-course", "port": 0}
 # Ask a trainer: share a learner's server with the workshop's trainers only with their consent.
 DEFAULTS["workshops"]["trainer_access"] = "consent"
+# The graded course(s) (academy.course.site): the built-in demonstration course is the repository's course/.
+DEFAULTS["course"] = {"exchange_dir": "/srv/academy/exchange", "grader_user": "academy-grader",
+                      "limits": {"cell_timeout": 0, "notebook_timeout": 0, "memory_mb": 0, "jobs": 0},
+                      "slurm": {"partition": "", "account": "", "memory_mb": 0},
+                      "courses": [{"id": "ai-factory-101", "directory": "course"}]}
 
 # Team folders (academy.teams): none unless the site lists hub groups.
 DEFAULTS["team_folders"] = {"root": "", "groups": [], "unix_group_prefix": "acadteam-", "manage_unix_groups": True,
@@ -93,6 +98,7 @@ PATH_KEYS = [
     ("workshops", "course", "state_dir"),
     ("workshops", "course", "exchange_dir"),
     ("team_folders", "root"),
+    ("course", "exchange_dir"),
 ]
 
 

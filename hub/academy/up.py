@@ -22,6 +22,7 @@ from academy.accounts import bootstrap_admin
 from academy.loadtest import is_loopback
 from academy.readyfile import RUNNING, write_ready_file
 from academy.configurer import state_path
+from academy.course.protect import close_site_courses, site_refusal
 from academy.doctor_checks import check_proxy, check_state_dir, check_user_reachable
 from academy.probes import PROJECT_ROOT, find_proxy, free_port, port_in_use
 from academy.runtime import RunFacts
@@ -58,6 +59,9 @@ def preflight(cfg: dict) -> str:
             f"load_test.enabled: hub.ip is {hub['ip']}; load-test mode (one shared password) only runs on "
             "a loopback address such as 127.0.0.1"
         )
+    course_problem = site_refusal(cfg)  # a missing course, or one whose hidden tests learners could change
+    if course_problem:
+        raise StartRefused(course_problem)
     if cfg["auth"]["type"] == "oidc":
         var = cfg["auth"]["oidc"]["client_secret_env"]
         if not os.environ.get(var):
@@ -122,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     facts = RunFacts(port=hub["port"], hub_port=hub["hub_port"] or free_port(), proxy_api_port=free_port(),
                      proxy_cmd=proxy_cmd)
     env = {**os.environ, **prepare_state(cfg), "ACADEMY_CONFIG": str(config_file(args.config)), **facts.to_env()}
+    for closed in close_site_courses(cfg):  # solutions and hidden tests: never readable by learners
+        print(closed, flush=True)
     if cfg["auth"]["type"] == "oidc":
         # OAuthenticator reads its secret from OAUTH_CLIENT_SECRET; the YAML only names the variable.
         env["OAUTH_CLIENT_SECRET"] = os.environ[cfg["auth"]["oidc"]["client_secret_env"]]

@@ -121,3 +121,19 @@ def test_slurm_without_a_fixed_hub_port_is_refused(site):
     cfg["backend"] = "slurm"
     proc = run_up(write(site, yaml.safe_dump(cfg)))
     assert_refused(proc, site, before, "hub.hub_port: the slurm backend needs a fixed port")
+
+
+def test_a_course_learners_could_change_or_a_missing_course_is_refused(site):
+    """Does `academy up` refuse a course directory other users can write (planted hidden tests), a course
+    directory that does not exist, and a course id with path characters, each naming what is wrong?"""
+    before = snapshot(site / "state")
+    course = site / "course"
+    (course / "source").mkdir(parents=True)
+    os.chmod(course, 0o777)
+    cfg = yaml.safe_load(valid(site, free_port()))
+    cfg["course"] = {"courses": [{"id": "c1", "directory": str(course)}]}
+    assert_refused(run_up(write(site, yaml.safe_dump(cfg))), site, before, f"the course directory {course} is writable by other users")
+    cfg["course"] = {"courses": [{"id": "c1", "directory": str(site / "nowhere")}]}
+    assert_refused(run_up(write(site, yaml.safe_dump(cfg))), site, before, "course.courses[0].directory:")
+    cfg["course"] = {"courses": [{"id": "../c1", "directory": str(course)}]}
+    assert_refused(run_up(write(site, yaml.safe_dump(cfg))), site, before, "course.courses[0].id")

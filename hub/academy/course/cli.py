@@ -1,9 +1,11 @@
 """``academy course …``: the graded-course pipeline on the command line (progress bars, summary tables).
 
 Sub-commands: setup (root: grader account, exchange, roster), release, fetch and submit (students),
-collect, autograde (``--jobs N``, ``--backend local|slurm``), feedback, export, status.  Every command
-takes ``--course-dir``, ``--state-dir``, ``--exchange-dir`` and ``--db-url`` so tests and trainers can
-point it anywhere; errors are one clear line on stderr and a non-zero exit code (``academy.clitools``:
+collect, autograde (``--jobs N``, ``--backend local|slurm``), feedback, export, status.  The course comes
+from the site config's ``course:`` section (``academy --config``; ``--course ID`` picks one of several);
+``--course-dir``, ``--state-dir``, ``--exchange-dir`` and ``--db-url`` (or their ACADEMY_* variables)
+override it (academy.course.site).  Students' fetch and submit need only the exchange root and the
+course id.  Errors are one clear line on stderr and a non-zero exit code (``academy.clitools``:
 1 when some students or submissions failed, 2 when a step was refused before it changed anything).
 """
 from __future__ import annotations
@@ -16,13 +18,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from academy import clitools
-from academy.course.layout import CourseLayout, LayoutError, check_id, resolve
+from academy.course.layout import CourseLayout, LayoutError, check_id
 
 console = Console()
 
 
+def _site(args) -> dict:
+    from academy.siteconfig import load_config
+    return load_config(getattr(args, "config", None))
+
+
 def _layout(args) -> CourseLayout:
-    return resolve(args.course_dir, args.state_dir, args.exchange_dir, args.db_url)
+    """The trainer's course: flags, then ACADEMY_* variables, then the site config's ``course:`` section."""
+    from academy.course.site import layout_for_site
+    return layout_for_site(_site(args), args.course, args.course_dir, args.state_dir, args.exchange_dir, args.db_url)
+
+
+def _learner(args):
+    """A student's course: only the exchange root and the course id (academy.course.site.learner_course)."""
+    from academy.course.site import learner_course
+    return learner_course(args.course, args.course_dir, args.exchange_dir, site=lambda: _site(args))
 
 
 def _progress() -> Progress:
@@ -47,9 +62,13 @@ def _account_prefix(args) -> str:
 def cmd_setup(args) -> int:
     from academy.course import exchange, roster
     from academy.course.grading import sandbox
+    from academy.course.protect import close_course
     layout = _layout(args)
     layout.ensure()
-    user = sandbox.ensure_account(args.grader_user)
+    closed = close_course(layout)  # solutions and hidden tests: owner (and the Formgrader's group) only
+    if closed:
+        console.print(closed)
+    user = sandbox.ensure_account(args.grader_user or _site(args)["course"]["grader_user"])
     members = roster.Roster()
     if args.students:
         members = roster.from_list(",".join(args.students))
@@ -104,7 +123,7 @@ def cmd_release(args) -> int:
 
 def cmd_fetch(args) -> int:
     from academy.course.exchange import fetch
-    dest = fetch(_layout(args), args.assignment, Path(args.dest or os.getcwd()))
+    dest = fetch(_learner(args), args.assignment, Path(args.dest or os.getcwd()))
     console.print(f"fetched {args.assignment} into {dest}")
     return 0
 
@@ -112,7 +131,7 @@ def cmd_fetch(args) -> int:
 def cmd_submit(args) -> int:
     from academy.course.exchange import submit
     src = Path(args.path or Path(os.getcwd()) / args.assignment)
-    dest = submit(_layout(args), args.assignment, src)
+    dest = submit(_learner(args), args.assignment, src)
     console.print(f"submitted {sorted(p.name for p in src.iterdir() if p.is_file())} ({dest.name}); "
                   "the submission time is recorded by the system when your trainer collects")
     return 0
@@ -164,7 +183,10 @@ def cmd_autograde(args) -> int:
         from academy.course.grading.pool import warm_up
         warm_up()  # the grader processes import nbgrader while this one does the same
     from academy.course.autograde import AutogradeRequest, autograde
+    from academy.course.site import default_jobs
     layout = _layout(args)
+    if args.jobs is None:
+        args.jobs = default_jobs(_site(args))
     request = AutogradeRequest(assignment=args.assignment, jobs=args.jobs, backend=args.backend,
                                students=args.students,
                                settings=_settings(args))
@@ -207,6 +229,8 @@ def cmd_export(args) -> int:
     from academy.course.export import export
     layout = _layout(args)
     grades, tests = export(layout, Path(args.out or layout.state_dir / "export"), args.assignment)
+    from academy.course.protect import close_state
+    close_state(layout)  # grades by name: never readable by learners, also in a traversable state dir
     console.print(f"wrote {grades} and {tests}")
     return 0
 
@@ -253,15 +277,19 @@ def _run(func):
 
 def register(subparsers) -> None:
     course = subparsers.add_parser("course", help="the graded nbgrader course: release, grade, feedback")
-    course.add_argument("--course-dir", help="course files (default: <repo>/course or $ACADEMY_COURSE_DIR)")
-    course.add_argument("--state-dir", help="state directory (default: $ACADEMY_STATE_DIR or <repo>/.academy)")
-    course.add_argument("--exchange-dir", help="shared exchange (default: $ACADEMY_EXCHANGE_DIR or /srv/academy/exchange)")
-    course.add_argument("--db-url", help="gradebook SQLAlchemy URL (default: SQLite in the state directory)")
+    course.add_argument("--course", metavar="ID", help="which course of the site config's course.courses (required when "
+                        "there are several; students: one of $ACADEMY_COURSE_IDS)")
+    course.add_argument("--course-dir", help="trainers: course files (default: $ACADEMY_COURSE_DIR, else the site config's)")
+    course.add_argument("--state-dir", help="trainers: course state (default: $ACADEMY_STATE_DIR, else the site config's, "
+                        "else <hub.state_dir>/courses/<id>)")
+    course.add_argument("--exchange-dir", help="shared exchange root (default: $ACADEMY_EXCHANGE_DIR, else course.exchange_dir)")
+    course.add_argument("--db-url", help="trainers: gradebook SQLAlchemy URL (default: $ACADEMY_GRADEBOOK_URL, else the site "
+                        "config's, else SQLite in the course state)")
     sub = course.add_subparsers(dest="course_command", metavar="STEP")
     sub.required = True
 
     p = sub.add_parser("setup", help="root: create the grader account, exchange folders and roster")
-    p.add_argument("--grader-user", default="academy-grader", help="unprivileged account that runs student code")
+    p.add_argument("--grader-user", help="unprivileged account that runs student code (default: course.grader_user)")
     clitools.list_option(p, "--students", metavar="ID", help="student ids (instead of a hub group)")
     p.add_argument("--hub-group", help="hub group whose members are the students")
     p.add_argument("--hub-url", default="http://127.0.0.1:8000", help="hub base URL for --hub-group")
@@ -291,7 +319,8 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("autograde", help="grade collected submissions in parallel, sandboxed")
     p.add_argument("assignment")
-    p.add_argument("--jobs", type=clitools.positive_int, default=os.cpu_count() or 1, help="submissions graded at once")
+    p.add_argument("--jobs", type=clitools.positive_int, help="submissions graded at once (default: course.limits.jobs, "
+                   "else one per CPU core)")
     p.add_argument("--backend", choices=["local", "slurm"], default="local",
                    help="local process pool (default) or a Slurm job array")
     clitools.list_option(p, "--students", metavar="ID", help="student ids (default: every collected submission)")

@@ -3,11 +3,12 @@
 * ``course_dir`` (repository ``course/``): ``nbgrader_config.py`` and ``source/<assignment>/`` with the
   instructor notebooks (solutions and hidden tests; another folder where the course's config sets
   ``CourseDirectory.source_directory``, as stock nbgrader would read it).  Read-only to the pipeline.
-* ``state_dir`` (``$ACADEMY_STATE_DIR`` or ``<repo>/.academy``, mode 0700): ``gradebook.db`` (SQLite
-  by default; any SQLAlchemy URL via ``--db-url``/``$ACADEMY_GRADEBOOK_URL``) and ``course/``, the
-  nbgrader course root (``release/``, ``submitted/``, ``autograded/``, ``feedback/``, ``reports/``).
-* ``exchange_dir`` (``$ACADEMY_EXCHANGE_DIR`` or ``/srv/academy/exchange``): the shared-filesystem
-  exchange of :mod:`academy.course.exchange`.
+* ``state_dir`` (mode 0700): ``gradebook.db`` (SQLite by default; any SQLAlchemy URL) and ``course/``,
+  the nbgrader course root (``release/``, ``submitted/``, ``autograded/``, ``feedback/``, ``reports/``).
+* ``exchange_dir``: the shared-filesystem exchange of :mod:`academy.course.exchange`.
+
+:func:`resolve` takes explicit paths (else ``ACADEMY_*`` variables, else repository defaults); the
+commands build layouts from the site config's ``course:`` section through :mod:`academy.course.site`.
 
 The course root gets a generated ``nbgrader_config.py`` that loads the repository config and then
 pins paths and the pipeline's safety settings, so stock ``nbgrader`` commands run in that directory
@@ -57,6 +58,8 @@ class CourseLayout:
     course_id: str
     #: ``CourseDirectory.source_directory`` of the course's config, joined to its root as nbgrader does.
     source_directory: str = "source"
+    #: ``("Class.trait", value)`` pairs the site config sets (academy.course.site), pinned over the course's file.
+    settings: tuple = ()
 
     @property
     def source_dir(self) -> Path:
@@ -89,7 +92,10 @@ class CourseLayout:
         """Create the private state directories and the generated nbgrader config."""
         _venv_on_path()
         if not self.state_dir.exists():
-            self.state_dir.mkdir(parents=True, mode=0o700)
+            if not self.state_dir.parent.exists():  # e.g. <hub.state_dir>/courses: traversed, never listed
+                self.state_dir.parent.mkdir(parents=True, mode=0o711)
+                os.chmod(self.state_dir.parent, 0o711)  # (not the umask's): the Formgrader's owner reaches its course
+            self.state_dir.mkdir(mode=0o700)
         mode = self.state_dir.stat().st_mode & 0o777
         if mode & 0o066:
             # Shared with the hub: keep `academy up`'s traverse-only bit (homes live below) but
@@ -107,10 +113,13 @@ class CourseLayout:
             f"c.CourseDirectory.source_directory = {str(self.source_dir)!r}",
             f"c.CourseDirectory.db_url = {self.db_url!r}",
             f"c.CourseDirectory.course_id = {self.course_id!r}",
+            *[f"c.{key} = {value!r}" for key, value in self.settings],
             PIPELINE_SETTINGS,
         ])
         if not self.config_file.exists() or self.config_file.read_text() != text:
             self.config_file.write_text(text)
+        from academy.course.protect import close_state
+        close_state(self)
 
     def nbgrader_config(self) -> Config:
         """The traitlets config stock nbgrader would load in the course root."""
@@ -126,14 +135,19 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _course_settings(course_dir: Path) -> tuple[str, str]:
-    """The course id and source folder that the course's own nbgrader_config.py sets (nbgrader's defaults else)."""
+def _course_settings(course_dir: Path, site_id: str | None = None) -> tuple[str, str]:
+    """The course id and source folder that the course's own nbgrader_config.py sets (nbgrader's defaults else).
+
+    ``site_id``: the id the site config gives this course; a course file that sets another is refused."""
     config_file = course_dir / "nbgrader_config.py"
     if not config_file.exists():
-        return "academy", "source"
+        return site_id or "academy", "source"
     settings = PyFileConfigLoader(config_file.name, str(course_dir)).load_config().get("CourseDirectory", {})
     value = settings.get("course_id")
-    course_id = check_id(value, "course id") if isinstance(value, str) and value else "academy"
+    course_id = check_id(value, "course id") if isinstance(value, str) and value else (site_id or "academy")
+    if site_id and course_id != site_id:
+        raise LayoutError(f"course id {site_id!r} in the site config, but {config_file} sets {course_id!r}; "
+                          "make them the same (the exchange, the state and the gradebook key on it)")
     source = settings.get("source_directory", "source")
     if not isinstance(source, str) or not source:
         raise LayoutError(f"CourseDirectory.source_directory in {config_file} must be a folder name or path")
@@ -145,7 +159,7 @@ def _course_settings(course_dir: Path) -> tuple[str, str]:
 
 
 def resolve(course_dir: str | None = None, state_dir: str | None = None, exchange_dir: str | None = None,
-            db_url: str | None = None) -> CourseLayout:
+            db_url: str | None = None, course_id: str | None = None) -> CourseLayout:
     """Build the layout from options, then environment, then defaults; paths become absolute."""
     course = Path(course_dir or os.environ.get("ACADEMY_COURSE_DIR") or PROJECT_ROOT / "course").resolve()
     state = Path(state_dir or os.environ.get("ACADEMY_STATE_DIR") or PROJECT_ROOT / ".academy").resolve()
@@ -153,6 +167,6 @@ def resolve(course_dir: str | None = None, state_dir: str | None = None, exchang
     url = db_url or os.environ.get("ACADEMY_GRADEBOOK_URL") or f"sqlite:///{state / 'gradebook.db'}"
     if not course.is_dir():
         raise LayoutError(f"course directory {course} does not exist")
-    course_id, source = _course_settings(course)
+    course_id, source = _course_settings(course, course_id)
     return CourseLayout(course_dir=course, state_dir=state, exchange_dir=exchange, db_url=url,
                         course_id=course_id, source_directory=source)

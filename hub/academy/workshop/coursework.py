@@ -37,12 +37,13 @@ class StepResult:
 
 
 def layout_for(cfg: dict):
-    """The course the workshops grade: ``workshops.course`` in the site config, else ``academy course``'s defaults."""
-    from academy.course.layout import resolve
+    """The course the workshops grade: ``workshops.course`` in the site config, else the ``course:`` section's
+    (its only or first course), with ``academy course``'s precedence (academy.course.site)."""
+    from academy.course.site import course_ids, layout_for_site
 
     c = cfg["workshops"].get("course") or {}
-    return resolve(c.get("course_dir") or None, c.get("state_dir") or None, c.get("exchange_dir") or None,
-                   c.get("db_url") or None)
+    return layout_for_site(cfg, None if c.get("course_dir") else course_ids(cfg)[0], c.get("course_dir") or None,
+                           c.get("state_dir") or None, c.get("exchange_dir") or None, c.get("db_url") or None)
 
 
 def course_layout(ctx: Context):
