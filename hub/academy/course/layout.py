@@ -87,6 +87,7 @@ class CourseLayout:
 
     def ensure(self) -> None:
         """Create the private state directories and the generated nbgrader config."""
+        from academy.course.nbexchange_trainer import trainer_config  # it imports this module
         _venv_on_path()
         if not self.state_dir.exists():
             self.state_dir.mkdir(parents=True, mode=0o700)
@@ -108,6 +109,9 @@ class CourseLayout:
             f"c.CourseDirectory.db_url = {self.db_url!r}",
             f"c.CourseDirectory.course_id = {self.course_id!r}",
             PIPELINE_SETTINGS,
+            "# nbgrader's own release_assignment/collect/release_feedback go through our exchange.",
+            f"c.Exchange.root = {str(self.exchange_dir)!r}",
+            trainer_config(),
         ])
         if not self.config_file.exists() or self.config_file.read_text() != text:
             self.config_file.write_text(text)
