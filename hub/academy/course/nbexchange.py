@@ -133,7 +133,11 @@ class AcademyList(AcademyExchange, default.ExchangeList):
             self.fail("Listing submissions is for trainers (`academy course status`); learners see their own "
                       "under Submitted assignments.")
         if self.coursedir.course_id:
-            courses = [self.course()]
+            # Not the learner's course: nothing to list (nbgrader's handler would replace an error here
+            # with "the exchange directory does not exist", and an empty list tells no one which courses exist).
+            course_id = self.check(self.coursedir.course_id, "course id")
+            courses = [course_id] if course_id in configured_courses(self.root) and is_member(self.root, course_id) \
+                else []
         else:
             courses = [c for c in configured_courses(self.root) if is_member(self.root, c)]
         aid = self.check(self.coursedir.assignment_id, "assignment") if self.coursedir.assignment_id else "*"
