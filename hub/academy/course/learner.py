@@ -61,7 +61,7 @@ def run(cls, place: Where, assignment: str, assignment_dir: str, **traits):
     try:
         job.start()
     except ExchangeError as exc:
-        raise LearnerError(str(exc)) from None
+        raise LearnerError(" ".join(str(exc).split())) from None  # the panel's line breaks, on one line
     return job
 
 

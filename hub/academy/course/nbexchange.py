@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import stat
+import textwrap
 import time
 from pathlib import Path
 
@@ -225,6 +226,11 @@ class AcademySubmit(AcademyExchange, default.ExchangeSubmit):
 
     source_path = Unicode("", config=True, help="Submit this folder instead of <assignment_dir>/<assignment> "
                           "(`academy course submit --path`).")
+
+    def fail(self, msg):
+        # nbgrader's panel shows a failed Submit as the whole traceback in a box that does not wrap: put
+        # the reason on its own short lines after a blank one, where the learner's eye lands.
+        super().fail("\n\n" + textwrap.fill(msg, 90) + "\n")
 
     def init_src(self):
         self.check(self.coursedir.assignment_id, "assignment")  # before nbgrader turns '../x' into 'x'
