@@ -112,6 +112,9 @@ class AcademyExchange(default.Exchange):
 
     def course(self) -> str:
         course_id = self.check(self.coursedir.course_id, "course id")
+        box = os.path.join(self.root, course_id, "inbound", learner_name())
+        if os.path.isdir(box) and not is_member(self.root, course_id):
+            self.fail(f"the submission folder of {learner_name()!r} belongs to another account; use your own name.")
         if course_id not in configured_courses(self.root) or not is_member(self.root, course_id):
             self.fail(f"You are not a student of course {course_id!r} (no submission folder of yours there); "
                       "ask your trainer to add you.")
@@ -246,7 +249,7 @@ class AcademySubmit(AcademyExchange, default.ExchangeSubmit):
         aid = self.check(self.coursedir.assignment_id, "assignment")
         if not os.path.isdir(os.path.join(self.root, course_id, "outbound", aid)):
             self.fail(f"Assignment {aid!r} has not been released in course {course_id!r}; nothing to submit to.")
-        self.cache_path = self.cache_dir(course_id)
+        self.cache_path = os.path.join(self.cache, course_id)
 
     def init_release(self):
         self.release_path = os.path.join(self.root, self.coursedir.course_id, "outbound", self.coursedir.assignment_id)
@@ -273,6 +276,7 @@ class AcademySubmit(AcademyExchange, default.ExchangeSubmit):
         if pressed is not None and 0 <= pressed <= self.confirm_seconds:
             os.unlink(marker)
             return True
+        self.cache_dir(self.coursedir.course_id)
         Path(marker).touch()
         self.fail(f"{reason} Press Submit again within {self.confirm_seconds:g} seconds to submit.")
 
@@ -286,9 +290,13 @@ class AcademySubmit(AcademyExchange, default.ExchangeSubmit):
             self.fail(str(exc))
         self.timestamp = trusted_time(str(final))
         entry = os.path.join(self.cache_path, f"{learner_name()}+{self.coursedir.assignment_id}+{self.timestamp}")
-        shutil.rmtree(entry, ignore_errors=True)
-        shutil.copytree(final, entry, symlinks=True)
-        Path(entry, "timestamp.txt").write_text(self.timestamp)
+        try:  # the history in the home; the submission itself is already in place
+            self.cache_dir(self.coursedir.course_id)
+            shutil.rmtree(entry, ignore_errors=True)
+            shutil.copytree(final, entry, symlinks=True)
+            Path(entry, "timestamp.txt").write_text(self.timestamp)
+        except OSError as exc:
+            self.log.warning("Submitted, but the submission history in %s could not be written: %s", self.cache, exc)
         self.log.info("Submitted as: %s %s %s", self.coursedir.course_id, self.coursedir.assignment_id, self.timestamp)
 
 
