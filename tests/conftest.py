@@ -25,7 +25,8 @@ Fixtures shared through conftest.py files and tests/support:
 Fixtures of one test module:
 
 - ``hub`` (module), a hub with that module's site config: browser/test_announcements_browser.py, browser/test_browser.py,
-  browser/test_help_flow.py, browser/test_lab_tools.py, browser/test_projects_browser.py, hub/test_projects_api.py (a small profile),
+  browser/test_assignments_panel_browser.py, browser/test_help_flow.py, browser/test_lab_tools.py,
+  browser/test_projects_browser.py, hub/test_projects_api.py (a small profile),
   browser/test_lab_walltime.py (a short walltime hour), browser/test_spawn_links_browser.py, browser/test_workshop_browser.py,
   browser/test_team_folders_browser.py (root, one team folder),
   course/test_course_roster.py, hub/test_lab_session.py (its own profiles), hub/test_local_limits.py and
@@ -55,7 +56,10 @@ Fixtures of one test module:
   (``manage_unix_groups`` off).
 - ``four`` (slurm/test_slurm_resilience.py, module): four learners of ``restart_hub`` with running servers.
 - ``course`` (module): course/test_assignments.py (the real course released in a tmp course directory),
-  course/test_exchange.py (a world-readable tiny course and exchange, set up and released through the CLI).
+  course/test_exchange.py (a world-readable tiny course and exchange, set up and released through the CLI),
+  browser/test_assignments_panel_browser.py (a tiny course of this run under the default exchange root).
+- ``learners`` (course/test_nbexchange.py, module): two real Unix learners with no fetched work or submission cache.
+- ``courses`` (course/test_nbexchange.py, module): two tiny courses released into one exchange, one learner in both.
 - ``course_group`` (course/test_course_roster.py, module): two students and a trainer in one hub group.
 - ``students`` (course/test_exchange.py, module): two real Unix students.
 - ``submitted`` (course/test_exchange.py, module): both students fetched, answered and submitted; root collected.
@@ -143,6 +147,7 @@ KERNEL_TESTS: dict[str, str | set[str]] = {
     "course/test_course_roster.py": "*",
     "course/test_course_setup_accounts.py": "*",
     "course/test_exchange.py": "*",
+    "course/test_nbexchange.py": "*",
     "course/test_grading_fairness.py": "*",
     "course/test_grading_isolation.py": "*",
     "course/test_grading_whole_assignment.py": {"data_course_graded"},

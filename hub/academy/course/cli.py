@@ -34,12 +34,6 @@ def _layout(args) -> CourseLayout:
     return layout_for_site(_site(args), args.course, args.course_dir, args.state_dir, args.exchange_dir, args.db_url)
 
 
-def _learner(args):
-    """A student's course: only the exchange root and the course id (academy.course.site.learner_course)."""
-    from academy.course.site import learner_course
-    return learner_course(args.course, args.course_dir, args.exchange_dir, site=lambda: _site(args))
-
-
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=True)
@@ -122,18 +116,23 @@ def cmd_release(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from academy.course.exchange import fetch
-    dest = fetch(_learner(args), args.assignment, Path(args.dest or os.getcwd()))
-    console.print(f"fetched {args.assignment} into {dest}")
+    from academy.course import learner
+    console.print(f"fetched {args.assignment} into {learner.fetch(args)}")
     return 0
 
 
 def cmd_submit(args) -> int:
-    from academy.course.exchange import submit
-    src = Path(args.path or Path(os.getcwd()) / args.assignment)
-    dest = submit(_learner(args), args.assignment, src)
-    console.print(f"submitted {sorted(p.name for p in src.iterdir() if p.is_file())} ({dest.name}); "
-                  "the submission time is recorded by the system when your trainer collects")
+    from academy.course import learner
+    stamp, note = learner.submit(args)
+    console.print(f"submitted {args.assignment} at {stamp} (the system's time of your submission; "
+                  "a later submission replaces it)" + (f"; {note}" if note else ""))
+    return 0
+
+
+def cmd_fetch_feedback(args) -> int:
+    from academy.course import learner
+    for path in learner.fetch_feedback(args):
+        console.print(f"feedback: {path}")
     return 0
 
 
@@ -264,12 +263,13 @@ def cmd_status(args) -> int:
 def _run(func):
     def wrapped(args) -> int:
         from academy.course.exchange import ExchangeError
+        from academy.course.learner import LearnerError
         from academy.course.release import ReleaseError
         from academy.course.roster import RosterError
         from academy.course.grading.sandbox import SandboxError
         try:
             return func(args)
-        except (LayoutError, ExchangeError, ReleaseError, RosterError, SandboxError, PermissionError,
+        except (LayoutError, ExchangeError, LearnerError, ReleaseError, RosterError, SandboxError, PermissionError,
                 FileNotFoundError) as exc:
             return clitools.refused(args, str(exc))
     return wrapped
@@ -311,6 +311,14 @@ def register(subparsers) -> None:
     p.add_argument("assignment")
     p.add_argument("--path", help="folder to submit (default: ./ASSIGNMENT)")
     p.set_defaults(func=_run(cmd_submit))
+
+    p = sub.add_parser("fetch-feedback", help="student: copy my returned feedback into ./ASSIGNMENT/feedback/")
+    p.add_argument("assignment", nargs="?", help="one assignment (default: every one with feedback)")
+    p.add_argument("--dest", help="folder holding the assignment folders (default: current folder)")
+    p.set_defaults(func=_run(cmd_fetch_feedback))
+    for name in ("fetch", "submit", "fetch-feedback"):
+        sub.choices[name].add_argument("--course", help="course id (default: the only one in "
+                                       "$ACADEMY_COURSE_IDS, else the course directory's)")
 
     p = sub.add_parser("collect", help="root: copy submissions in with a system-taken timestamp")
     p.add_argument("assignment")

@@ -80,7 +80,9 @@ def feedback(layout: CourseLayout, assignment: str, students: list[str] | None =
         result = generate_one(layout, assignment, student)
         if send and result.status == "generated":
             try:
-                exchange.return_feedback(layout, assignment, student, result.files)
+                # The graded submission's time goes along, so the panel marks which submission it is for.
+                stamp = [p for p in [layout.step_dir("feedback", student, assignment) / "timestamp.txt"] if p.is_file()]
+                exchange.return_feedback(layout, assignment, student, result.files + stamp)
                 result.status = "returned"
             except (KeyError, OSError, exchange.ExchangeError) as exc:
                 result.status, result.message = "generated", f"not returned: {exc}"

@@ -90,6 +90,7 @@ class CourseLayout:
 
     def ensure(self) -> None:
         """Create the private state directories and the generated nbgrader config."""
+        from academy.course.nbexchange_trainer import trainer_config  # it imports this module
         _venv_on_path()
         if not self.state_dir.exists():
             if not self.state_dir.parent.exists():  # e.g. <hub.state_dir>/courses: traversed, never listed
@@ -115,6 +116,9 @@ class CourseLayout:
             f"c.CourseDirectory.course_id = {self.course_id!r}",
             *[f"c.{key} = {value!r}" for key, value in self.settings],
             PIPELINE_SETTINGS,
+            "# nbgrader's own release_assignment/collect/release_feedback go through our exchange.",
+            f"c.Exchange.root = {str(self.exchange_dir)!r}",
+            trainer_config(),
         ])
         if not self.config_file.exists() or self.config_file.read_text() != text:
             self.config_file.write_text(text)

@@ -69,4 +69,7 @@ def release(layout: CourseLayout, assignment: str, publish: bool = True) -> Rele
     release_dir = generate(layout, assignment)
     names = check_release(layout, assignment, release_dir)
     target = exchange.publish(layout, assignment, release_dir) if publish else None
+    if target:
+        from academy.course.nbexchange_trainer import publish_due_date
+        publish_due_date(layout, assignment)  # the learners' panel warns before a late submission
     return ReleaseResult(assignment=assignment, release_dir=release_dir, notebooks=names, published_to=target)

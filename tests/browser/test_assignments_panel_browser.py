@@ -1,0 +1,131 @@
+"""nbgrader's own Assignments panel in a learner's JupyterLab, on our exchange, seen in Chromium.
+
+A real hub (local backend: hub user ``name`` runs as ``acad-name``) and a course under the learner
+servers' default exchange root (/srv/academy/exchange, with a course id of this run only): the learner
+fetches, validates and submits from the panel, is asked before re-submitting, sees the system's
+submission time in the history; the trainer (root, ``academy course``) collects, autogrades and
+returns feedback; Fetch Feedback puts the HTML in the learner's home.
+"""
+from __future__ import annotations
+
+import pwd
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from support.skip import need
+
+from testbed import tiny_course
+from testbed.hub import _RUN, make_learner
+from support.course import make_layout, run_academy, sandbox_available, shared_tiny_course
+from support.hub import running_hub
+from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.grading]
+
+ROOT = Path("/srv/academy/exchange")  # what learner servers use when the hub passes no ACADEMY_EXCHANGE_DIR
+COURSE = f"nbx{_RUN}"
+A = tiny_course.ASSIGNMENT
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    need(sandbox_available() and shutil.which("runuser") is not None, "root with bubblewrap, setpriv and runuser")
+    shared = shared_tiny_course("academy-panel-")
+    (shared / "course" / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.course_id = {COURSE!r}\nc.Execute.timeout = 10\n")
+    layout = make_layout(shared / "course", tmp_path_factory.mktemp("state"), ROOT)
+    where = ["course", "--course-dir", str(layout.course_dir), "--state-dir", str(layout.state_dir),
+             "--exchange-dir", str(ROOT)]
+    yield layout, where
+    shutil.rmtree(ROOT / COURSE, ignore_errors=True)
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with running_hub("panel") as h:
+        yield h
+
+
+def _academy(where, *args):
+    proc = run_academy(*where, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_learner_fetches_validates_submits_and_fetches_feedback_in_the_panel(hub, course, browser):  # noqa: F811
+    """In nbgrader's Assignments panel: is the released assignment listed, do Fetch, Validate and Submit work, is
+    a re-submission asked first, does the history show the system's time, and after the trainer grades, does
+    Fetch Feedback put the feedback HTML in the learner's home?"""
+    layout, where = course
+    learner = make_learner(hub, "panel")
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("input[name=username]", learner.name)
+    page.fill("input[name=password]", learner.password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url("**/hub/home")
+    page.goto(f"{hub.url}/hub/spawn")
+    page.check("#profile-cpu")
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(f"**/user/{learner.name}/lab**", timeout=240_000)
+
+    # The trainer adds the (now existing) acad- account to the course and releases t1.
+    _academy(where, "setup", "--students", learner.name, "--account-prefix", "acad-")
+    _academy(where, "release", A)
+    account = pwd.getpwnam(f"acad-{learner.name}")
+    home = Path(account.pw_dir)
+
+    page.locator(".lm-MenuBar-itemLabel:text-is('Nbgrader')").click()
+    page.locator(".lm-Menu-itemLabel:text-is('Assignment List')").click()
+    released = page.locator("#released_assignments_list .list_item", has_text=A)
+    released.wait_for()
+    assert COURSE in page.locator("#course_list_default").inner_text()
+    shot(page, "panel-01-released")
+    released.get_by_role("button", name="Fetch").click()
+    fetched = page.locator("#fetched_assignments_list .list_item", has_text=A).first
+    fetched.wait_for()
+    assert (home / A / f"{tiny_course.NOTEBOOK}.ipynb").is_file()
+
+    # The learner's answers (typing them cell by cell is not what this test is about).
+    nb_path = home / A / f"{tiny_course.NOTEBOOK}.ipynb"
+    nbformat.write(tiny_course.make_submission(nb_path, tiny_course.SOLUTIONS), nb_path)
+    shutil.chown(nb_path, account.pw_uid, account.pw_gid)
+    page.locator("#refresh_assignments_list").click()
+    fetched = page.locator("#fetched_assignments_list .list_item", has_text=A).first
+    fetched.locator(".assignment-notebooks-link").click()
+    page.get_by_role("button", name="Validate").first.click()
+    page.get_by_text("Success! Your notebook passes all the tests.").wait_for()
+    shot(page, "panel-02-validated")
+    page.locator(".jp-Dialog-button.jp-mod-accept").click()
+
+    fetched.get_by_role("button", name="Submit").click()
+    history = page.locator("#submitted_assignments_list .nested_list_item")
+    history.first.wait_for()
+    first_time = history.first.inner_text()
+    assert "UTC" in first_time and first_time.startswith("20"), first_time
+    page.locator("#fetched_assignments_list .list_item", has_text=A).first.get_by_role("button", name="Submit").click()
+    page.get_by_text("already submitted").wait_for()
+    shot(page, "panel-03-resubmit-asked")
+    page.locator(".jp-Dialog-button.jp-mod-accept").click()
+    page.locator("#fetched_assignments_list .list_item", has_text=A).first.get_by_role("button", name="Submit").click()
+    page.wait_for_function("document.querySelectorAll('#submitted_assignments_list .nested_list_item').length == 2")
+
+    _academy(where, "collect", A)
+    _academy(where, "autograde", A, "--jobs", "1")
+    _academy(where, "feedback", A)
+    graded = (layout.step_dir("submitted", learner.name, A) / "timestamp.txt").read_text()
+    page.locator("#refresh_assignments_list").click()
+    page.get_by_text("(feedback available to fetch)").wait_for()
+    page.locator("#submitted_assignments_list .list_item", has_text=A).first.get_by_role(
+        "button", name="Fetch Feedback").click()
+    page.get_by_text("(view feedback)").wait_for()
+    html = home / A / "feedback" / graded / f"{tiny_course.NOTEBOOK}.html"
+    assert html.is_file() and html.stat().st_uid == account.pw_uid
+    page.get_by_text("(view feedback)").click()
+    page.locator(".jp-DirListing-item", has_text=f"{tiny_course.NOTEBOOK}.html").wait_for()
+    shot(page, "panel-04-feedback")
+    page.close()
