@@ -10,6 +10,7 @@ course id.  Errors are one clear line on stderr and a non-zero exit code (``acad
 """
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -317,8 +318,9 @@ def register(subparsers) -> None:
     p.add_argument("--dest", help="folder holding the assignment folders (default: current folder)")
     p.set_defaults(func=_run(cmd_fetch_feedback))
     for name in ("fetch", "submit", "fetch-feedback"):
-        sub.choices[name].add_argument("--course", help="course id (default: the only one in "
-                                       "$ACADEMY_COURSE_IDS, else the course directory's)")
+        # SUPPRESS: an absent option must not overwrite `academy course --course ID` given before the step.
+        sub.choices[name].add_argument("--course", default=argparse.SUPPRESS, help="course id (default: the only one "
+                                       "in $ACADEMY_COURSE_IDS, else the site config's only course)")
 
     p = sub.add_parser("collect", help="root: copy submissions in with a system-taken timestamp")
     p.add_argument("assignment")
