@@ -24,7 +24,7 @@ from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixt
 
 pytestmark = [pytest.mark.browser, pytest.mark.grading]
 
-ROOT = Path("/srv/academy/exchange")  # what learner servers use when the hub passes no ACADEMY_EXCHANGE_DIR
+ROOT = Path("/srv/academy/exchange")  # the site default of course.exchange_dir
 COURSE = f"nbx{_RUN}"
 A = tiny_course.ASSIGNMENT
 
@@ -44,8 +44,11 @@ def course(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def hub():
-    with running_hub("panel") as h:
+def hub(course):
+    layout, _ = course
+    # The hub tells learner servers this course (ACADEMY_COURSE_IDS) and the exchange root, as a site would.
+    site = {"course": {"exchange_dir": str(ROOT), "courses": [{"id": COURSE, "directory": str(layout.course_dir)}]}}
+    with running_hub("panel", site) as h:
         yield h
 
 

@@ -115,7 +115,9 @@ class AcademyExchange(default.Exchange):
         box = os.path.join(self.root, course_id, "inbound", learner_name())
         if os.path.isdir(box) and not is_member(self.root, course_id):
             self.fail(f"the submission folder of {learner_name()!r} belongs to another account; use your own name.")
-        if course_id not in configured_courses(self.root) or not is_member(self.root, course_id):
+        # Membership (a folder of one's own, made by the trainer) is the gate; the hub's course list only
+        # chooses what an unqualified listing shows, so a course named outright need not be on it.
+        if not is_member(self.root, course_id):
             self.fail(f"You are not a student of course {course_id!r} (no submission folder of yours there); "
                       "ask your trainer to add you.")
         return course_id
@@ -140,8 +142,7 @@ class AcademyList(AcademyExchange, default.ExchangeList):
             # Not the learner's course: nothing to list (nbgrader's handler would replace an error here
             # with "the exchange directory does not exist", and an empty list tells no one which courses exist).
             course_id = self.check(self.coursedir.course_id, "course id")
-            courses = [course_id] if course_id in configured_courses(self.root) and is_member(self.root, course_id) \
-                else []
+            courses = [course_id] if is_member(self.root, course_id) else []
         else:
             courses = [c for c in configured_courses(self.root) if is_member(self.root, c)]
         aid = self.check(self.coursedir.assignment_id, "assignment") if self.coursedir.assignment_id else "*"
