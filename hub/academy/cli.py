@@ -20,6 +20,7 @@ COMMANDS = {
     "workshop": "academy.workshop.cli",
     "env": "academy.env",
     "link": "academy.link",
+    "budgets": "academy.budgets",
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from academy.slurm.accounting_config import update_slurm_accounting
 from academy.trainer_access import update_trainer_access
 from academy.validation import ConfigError
 
@@ -379,6 +380,7 @@ UPDATERS = [
     update_spawner,
     update_local,
     update_slurm,
+    update_slurm_accounting,
     update_culler,
     update_envs,
     update_formgrader,

@@ -75,6 +75,8 @@ DEFAULTS["workshops"]["course"] = {"course_dir": "", "state_dir": "", "exchange_
 DEFAULTS["workshops"]["formgrader"] = {"enabled": False, "user": "academy-course", "port": 0}
 # Ask a trainer: share a learner's server with the workshop's trainers only with their consent.
 DEFAULTS["workshops"]["trainer_access"] = "consent"
+# Slurm accounting and GPU-hour budgets (academy.slurm.accounting_config).
+DEFAULTS["slurm"]["accounting"] = {"enabled": False, "default_account": "", "refresh_seconds": 120, "budgets": {}}
 
 # Keys whose values are paths relative to the project root.
 PATH_KEYS = [

@@ -25,6 +25,7 @@ USAGE_ERRORS = {
     "workshop": (["workshop", "create", "w1"], "academy workshop create"),
     "env": (["env", "create"], "academy env create"),
     "link": (["link", "--profile", "cpu"], "academy link"),
+    "budgets": (["budgets", "spend"], "academy budgets"),
 }
 
 # Every option that counts jobs, with the words that reach it.
@@ -183,6 +184,7 @@ def failure_cases(tmp_path: Path, missing: str) -> dict[str, tuple[list[str], in
         "workshop": (["--config", missing, "workshop", "list"], 2, "academy workshop list: "),
         "env": (["env", "remove", "Bad/../name"], 2, "academy env remove: name 'Bad/../name'"),
         "link": (["link", "--profile", "cpu", "--hours", "2", "--path", "../x.ipynb"], 2, "academy link: path: '../x.ipynb'"),
+        "budgets": (["--config", missing, "budgets", "show"], 2, "academy budgets: "),
     }
 
 
