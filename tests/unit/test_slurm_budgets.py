@@ -8,10 +8,9 @@ from traitlets.config import Config
 
 from academy.budgets import sync_commands
 from academy.slurm import budgets
-from academy.slurm import commands as slurm_commands
 from academy.slurm.accounting_config import BUDGETED_SPAWNER, update_slurm_accounting
 from academy.siteconfig import DEFAULTS
-from test_slurm_spawner import Replay
+from test_slurm_spawner import replay  # noqa: F401  (the fixture: recorded answers through the choke point)
 
 # Recorded on the test cluster (testbed/slurm_cluster.py) while a 2-GPU, 30-minute job ran under alpha.
 SSHARE = """\
@@ -24,13 +23,6 @@ root|||cpu=0,mem=17,energy=0,node=0,billing=0,fs/disk=0,vmem=0,pages=0,gres/gpu=
  beta||gres/gpu=12000|cpu=0,mem=0,energy=0,node=0,billing=0,fs/disk=0,vmem=0,pages=0,gres/gpu=0|cpu=0,mem=0,energy=0,node=0,billing=0,fs/disk=0,vmem=0,pages=0,gres/gpu=0
 """
 SSHARE_CMD = r"^sshare --noheader --parsable2 --all --format=Account,User,GrpTRESMins,GrpTRESRaw,TRESRunMins$"
-
-
-@pytest.fixture
-def replay(monkeypatch):
-    r = Replay()
-    monkeypatch.setattr(slurm_commands, "run_command", r.run_command)
-    yield r
 
 
 def test_sshare_gives_limit_used_and_reserved_per_account():
