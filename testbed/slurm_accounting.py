@@ -164,7 +164,9 @@ def start_accounting(cluster) -> None:
 def sacctmgr(cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """``sacctmgr -i``; "Nothing new added" and "Nothing modified" count as success (idempotent)."""
     proc = subprocess.run(["sacctmgr", "-i", *args], env=cluster.env(), capture_output=True, text=True, timeout=30)
-    quiet = "nothing new added" in (proc.stdout + proc.stderr).lower() or "nothing modified" in (proc.stdout + proc.stderr).lower()
+    text = (proc.stdout + proc.stderr).lower()
+    # "Nothing new added" also follows "This account 'x' doesn't exist": that one is an error.
+    quiet = ("nothing new added" in text or "nothing modified" in text) and "doesn't exist" not in text
     if check and proc.returncode != 0 and not quiet:
         raise RuntimeError(f"sacctmgr {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc

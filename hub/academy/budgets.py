@@ -53,7 +53,8 @@ async def apply(cmds: list[str]) -> list[str]:
     for cmd in cmds:
         result = await commands.run_command(cmd)
         text = (result.stdout + result.stderr).lower()
-        if not result.ok and "nothing new added" not in text and "nothing modified" not in text:
+        quiet = ("nothing new added" in text or "nothing modified" in text) and "doesn't exist" not in text
+        if not result.ok and not quiet:
             problems.append(f"{cmd}: {result.message}")
     return problems
 

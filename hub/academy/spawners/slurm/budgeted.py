@@ -114,13 +114,14 @@ class BudgetedSlurmSpawner(AcademySlurmSpawner):
         result = await self.run_command(commands.hub_command(
             "sacctmgr", "-i", "add", "user", user, f"account={account}"))
         text = (result.stdout + result.stderr).lower()
-        if result.ok or "nothing new added" in text or "already exists" in text:
+        # sacctmgr says "Nothing new added" (exit 1) both for an existing pair and for a missing account.
+        if "doesn't exist" in text or "does not exist" in text:
+            raise JobFailed(f"Your Slurm account {account!r} does not exist; ask an administrator to run "
+                            "'academy budgets sync'.")
+        if result.ok or "nothing new added" in text:
             _REGISTERED.add(key)
             self.log.info("Slurm association %s/%s ready", account, user)
             return
-        if "does not exist" in text or "invalid account" in text:
-            raise JobFailed(f"Your Slurm account {account!r} does not exist; ask an administrator to run "
-                            "'academy budgets sync'.")
         raise JobFailed(f"Your Slurm account {account!r} could not be set up for you, because Slurm accounting "
                         f"(slurmdbd) did not answer ({result.message}). Try again in a few minutes.")
 
