@@ -20,6 +20,7 @@ from support.slurm import (
     job_of, make_learner, newest_job_id, new_username, progress_events, slurm, slurm_site, spawn, start_hub,
     wait_no_server,
 )
+from support.workshop import admin_session, service_url
 from testbed.hub import REPO
 from testbed import slurm_accounting
 from testbed.slurm_cluster import Cluster
@@ -164,3 +165,15 @@ def test_slurmdbd_down(budget_hub):
         assert "(slurmdbd) did not answer" in message and "Try again in a few minutes" in message, message
     finally:
         slurm_accounting.start_dbd(cluster)
+
+
+def test_admins_see_usage_per_account_on_the_trainer_service_and_learners_do_not(budget_hub):
+    """Does the service's budgets page list each team's account, group and budget for an admin, flag a missing one, and refuse a learner?"""
+    page = admin_session(budget_hub).get(service_url(budget_hub, "budgets"), timeout=60)
+    assert page.status_code == 200, page.text[:500]
+    full = re.search(rf'<tr data-account="{budget_hub.accounts["full"]}">(.*?)</tr>', page.text, re.S)
+    assert full and "<td>full</td>" in full.group(1) and "<td>1.50</td>" in full.group(1), page.text[:3000]
+    gone = re.search(rf'<tr data-account="{budget_hub.accounts["gone"]}">(.*?)</tr>', page.text, re.S)
+    assert gone and "missing in Slurm" in gone.group(1)
+    learner = make_learner(budget_hub, budget_hub.members["roomy"][2])
+    assert learner.session.get(service_url(budget_hub, "budgets"), timeout=60).status_code == 403
