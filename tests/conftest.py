@@ -48,6 +48,8 @@ Fixtures of one test module:
 - ``site`` (hub/test_up_refusals.py): an existing installation whose state must survive every refused start.
 - ``restart_hub`` (slurm/test_slurm_resilience.py, module): a Slurm hub the tests restart.
 - ``four`` (slurm/test_slurm_resilience.py, module): four learners of ``restart_hub`` with running servers.
+- ``budget_hub`` (slurm/test_slurm_budgets.py, module): a Slurm hub with ``slurm.accounting`` on and four teams'
+  budgets (accounts made by ``academy budgets sync``, one left missing on purpose).
 - ``course`` (module): course/test_assignments.py (the real course released in a tmp course directory),
   course/test_exchange.py (a world-readable tiny course and exchange, set up and released through the CLI).
 - ``course_group`` (course/test_course_roster.py, module): two students and a trainer in one hub group.
