@@ -74,6 +74,8 @@ Fixtures of one test module:
 - ``listener`` (unit/test_doctor_papercuts.py, unit/test_slurm_spawner.py): a process or TCP port listening
   on a free port.
 - ``source`` (unit/test_home.py): a curriculum folder to copy into a home.
+- ``budgeted`` (unit/test_budgeted_spawner.py): makes a ``BudgetedSlurmSpawner`` for a user in given hub groups,
+  with a fresh budget reader.
 - ``missing`` (unit/test_cli_voice.py): the path of a site config that does not exist.
 - ``site`` (unit/test_config_path.py): a site YAML named by ``ACADEMY_CONFIG``, with no run facts set.
 - ``slurm`` (unit/test_course_slurm_backend.py): the course's Slurm commands replayed through the runner.
