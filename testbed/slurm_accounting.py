@@ -173,11 +173,13 @@ def sacctmgr(cluster, *args: str, check: bool = True) -> subprocess.CompletedPro
 
 
 def ensure_associations(cluster) -> None:
-    """The cluster, the default account and root's association; ``ensure_user`` adds each learner."""
+    """The cluster, QOS normal, the default account and root's association; ``ensure_user`` adds each learner."""
     listed = subprocess.run(["sacctmgr", "-n", "-P", "list", "cluster", "format=cluster"], env=cluster.env(),
                             capture_output=True, text=True, timeout=30).stdout.split()
     if "academy" not in listed:
         sacctmgr(cluster, "add", "cluster", "academy")
+    # slurmdbd makes QOS "normal" on first start; adding it again is a no-op kept for a reused database.
+    sacctmgr(cluster, "add", "qos", "normal")
     sacctmgr(cluster, "add", "account", DEFAULT_ACCOUNT, "cluster=academy", "description=default test account",
              "organization=academy")
     add_user(cluster, "root", DEFAULT_ACCOUNT)
