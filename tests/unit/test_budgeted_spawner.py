@@ -58,12 +58,15 @@ async def test_a_team_member_is_registered_in_the_team_account_before_sbatch(rep
 async def test_a_spawn_past_the_budget_is_refused_in_the_options_hook(replay, budgeted):
     """Is an 8-hour GPU spawn of a team with 15 GPU-minutes left a 400 naming what is left, with no sbatch?"""
     spawner = budgeted("bob", ["sme-a"])
+    spawner._store_user_options({"profile": "cpu", "hours": 1})
+    spawner._accepted_user_options = {"profile": "cpu", "hours": 1}
     replay.expect(SSHARE_CMD, SSHARE)
     with pytest.raises(SpawnRefused) as refused:
         await spawner._apply_with_budget({"profile": "h100-1", "hours": "8"})
     replay.done()
     assert refused.value.status_code == 400 and "has only 0.25 GPU-hours left" in refused.value.log_message
     assert [cmd for cmd, _ in replay.ran] == [replay.ran[0][0]]  # sshare only
+    assert spawner.user_options == {"profile": "cpu", "hours": 1}  # the refused options are not kept
 
 
 async def test_the_form_shows_the_team_budget_and_nothing_for_others(replay, budgeted):

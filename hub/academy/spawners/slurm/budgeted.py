@@ -66,10 +66,14 @@ class BudgetedSlurmSpawner(AcademySlurmSpawner):
         return type(self)._apply_with_budget
 
     async def _apply_with_budget(self, user_options):
+        previous = dict(self._accepted_user_options)
         self._apply_profile_options(user_options)
         request = self.spawn_request
         verdict = await self.budget_verdict(request)
         if not verdict.allowed:
+            # As for any refused request (picker): the stored options go back to the last accepted ones.
+            self._accepted_user_options = previous
+            self._store_user_options(previous)
             self.log.warning("Refused spawn for %s: %s", self._log_name, verdict.message)
             raise SpawnRefused(verdict.message)
 
