@@ -12,7 +12,7 @@ TEST_WORKERS ?= 3
 # node/npm are not already there, e.g. from NodeSource, whose nodejs conflicts with Debian's npm).
 APT_RUN := python3 python3-venv python3-dev
 # And what the tests drive for real: Chromium, a one-node Slurm, the grading sandbox.
-APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps
+APT_TEST := chromium slurm-wlm munge bubblewrap util-linux procps slurmdbd mariadb-server
 
 .PHONY: help lab up install install-test system-run system-test test test-fast doctor clean bench bench-spawn bench-curriculum bench-autograde bench-workshop bench-load bench-session bench-dashboard
 

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed import slurm_accounting
+
 ROOT = Path(os.environ.get("ACADEMY_SLURM_DIR", "/tmp/academy-slurm"))
 MUNGE_RUN = Path("/run/munge")
 # Partitions match spawner_config/profiles.yaml so the shipped names are exercised.
@@ -36,10 +38,30 @@ RESERVATION = "academy-workshop"
 
 
 @dataclass(frozen=True)
+class Ports:
+    """TCP ports of one cluster: ``ACADEMY_SLURM_PORTS=ctld,slurmd[,slurmdbd[,mariadb]]`` runs a second cluster beside the first."""
+
+    ctld: int = 6817
+    slurmd: int = 6818
+    dbd: int = 6819
+    db: int = 6820
+
+    @classmethod
+    def from_env(cls) -> "Ports":
+        given = [int(p) for p in os.environ.get("ACADEMY_SLURM_PORTS", "").split(",") if p.strip()]
+        if not given:
+            return cls()
+        ctld = given[0]
+        rest = given[1:] + [ctld + n for n in range(len(given), 4)]
+        return cls(ctld, *rest[:3])
+
+
+@dataclass(frozen=True)
 class Cluster:
     """Paths and environment of the local test cluster."""
 
     root: Path = ROOT
+    ports: Ports = Ports.from_env()
 
     @property
     def conf(self) -> Path:
@@ -97,6 +119,8 @@ def render_slurm_conf(cluster: Cluster) -> str:
 ClusterName=academy
 # Addresses spelled out, so the cluster works where the host name does not resolve.
 SlurmctldHost={cluster.node}(127.0.0.1)
+SlurmctldPort={cluster.ports.ctld}
+SlurmdPort={cluster.ports.slurmd}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -110,8 +134,20 @@ SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+# Accounting through slurmdbd + MariaDB (testbed/slurm_accounting.py): every job needs an association,
+# limits (GrpTRESMins budgets) hold, and "safe" refuses a job that could overrun one.
+JobAcctGatherType=jobacct_gather/linux
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort={cluster.ports.dbd}
+AccountingStorageEnforce=associations,limits,safe
+AccountingStorageTRES=gres/gpu
+# A budget is a budget: usage never decays and is never reset (see README "GPU-hour budgets").
+PriorityType=priority/multifactor
+PriorityDecayHalfLife=0
+PriorityUsageResetPeriod=NONE
+# Usage reaches the limits (and sshare) every minute, not every 5.
+PriorityCalcPeriod=1
 JobCompType=jobcomp/none
 MpiDefault=none
 SelectType=select/cons_tres
@@ -248,6 +284,8 @@ def start(cluster: Cluster = Cluster()) -> Cluster:
     changed = _write_if_changed(cluster.conf, render_slurm_conf(cluster))
     changed |= _write_if_changed(cluster.gres_conf, render_gres_conf(cluster))
     start_munge()
+    slurm_accounting.start_accounting(cluster)
+    slurm_accounting.ensure_associations(cluster)
     if changed:
         # New config: restart both daemons so neither runs with a stale copy.
         _stop_daemon(cluster, "slurmd")
@@ -272,6 +310,8 @@ def stop(cluster: Cluster = Cluster()) -> None:
         _run(["scancel", "--full"], cluster, check=False)
     _stop_daemon(cluster, "slurmd")
     _stop_daemon(cluster, "slurmctld")
+    slurm_accounting.stop_dbd(cluster)
+    slurm_accounting.stop_db(cluster)
 
 
 def status(cluster: Cluster = Cluster()) -> dict[str, object]:
@@ -279,13 +319,17 @@ def status(cluster: Cluster = Cluster()) -> dict[str, object]:
         "munged": munge_ok(),
         "slurmctld": _pid_alive(cluster.pidfile("slurmctld")),
         "slurmd": _pid_alive(cluster.pidfile("slurmd")),
+        "slurmdbd": _pid_alive(cluster.pidfile("slurmdbd")),
+        "mariadb": _pid_alive(cluster.pidfile("mariadb")),
         "node": node_state(cluster) if _pid_alive(cluster.pidfile("slurmctld")) else "controller down",
         "conf": str(cluster.conf),
     }
 
 
-def ensure_user(name: str, groups: tuple[str, ...] = ()) -> pwd.struct_passwd:
-    """A real Unix user with a home directory (Slurm runs each job as its owner)."""
+def ensure_user(name: str, groups: tuple[str, ...] = (), cluster: Cluster | None = None,
+                account: str = slurm_accounting.DEFAULT_ACCOUNT) -> pwd.struct_passwd:
+    """A real Unix user with a home directory (Slurm runs each job as its owner), with a Slurm
+    association in ``account`` (the cluster enforces associations: without one, sbatch is refused)."""
     for group in groups:
         try:
             grp.getgrnam(group)
@@ -298,6 +342,9 @@ def ensure_user(name: str, groups: tuple[str, ...] = ()) -> pwd.struct_passwd:
         if groups:
             cmd += ["--groups", ",".join(groups)]
         subprocess.run(cmd + [name], check=True, capture_output=True)
+    cluster = cluster or Cluster()
+    if slurm_accounting.enabled(cluster):
+        slurm_accounting.add_user(cluster, name, account)
     return pwd.getpwnam(name)
 
 
@@ -305,7 +352,7 @@ def ensure_reservation(cluster: Cluster = Cluster(), name: str = RESERVATION) ->
     """A standing one-core reservation for the workshop profile (idempotent).
 
     One core, not the node, so jobs outside the reservation keep running on the other;
-    ``users=-root`` admits every user but root (Slurm has no users=ALL without accounting).
+    ``users=-root`` admits every user but root.
     """
     shown = _run(["scontrol", "show", "reservation", name], cluster, check=False)
     if shown.returncode == 0 and name in shown.stdout:

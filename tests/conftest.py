@@ -55,6 +55,8 @@ Fixtures of one test module:
 - ``site_groups_hub`` (slurm/test_slurm_team_folders.py, module): the same with the site's own Unix group
   (``manage_unix_groups`` off).
 - ``four`` (slurm/test_slurm_resilience.py, module): four learners of ``restart_hub`` with running servers.
+- ``budget_hub`` (slurm/test_slurm_budgets.py, module): a Slurm hub with ``slurm.accounting`` on and four teams'
+  budgets (accounts made by ``academy budgets sync``, one left missing on purpose).
 - ``course`` (module): course/test_assignments.py (the real course released in a tmp course directory),
   course/test_exchange.py (a world-readable tiny course and exchange, set up and released through the CLI),
   browser/test_assignments_panel_browser.py (a tiny course of this run under the default exchange root).
@@ -82,6 +84,8 @@ Fixtures of one test module:
 - ``listener`` (unit/test_doctor_papercuts.py, unit/test_slurm_spawner.py): a process or TCP port listening
   on a free port.
 - ``source`` (unit/test_home.py): a curriculum folder to copy into a home.
+- ``budgeted`` (unit/test_budgeted_spawner.py): makes a ``BudgetedSlurmSpawner`` for a user in given hub groups,
+  with a fresh budget reader.
 - ``missing`` (unit/test_cli_voice.py): the path of a site config that does not exist.
 - ``site`` (unit/test_config_path.py): a site YAML named by ``ACADEMY_CONFIG``, with no run facts set.
 - ``slurm`` (unit/test_course_slurm_backend.py): the course's Slurm commands replayed through the runner.

@@ -22,6 +22,7 @@ COMMANDS = {
     "link": "academy.link",
     "project": "academy.project.cli",
     "teams": "academy.teams.cli",
+    "budgets": "academy.budgets",
 }
 
 

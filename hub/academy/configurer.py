@@ -14,6 +14,7 @@ from traitlets.config import Config
 
 from academy.teams.hook import update_team_folders
 from academy.course.site import update_course
+from academy.slurm.accounting_config import update_slurm_accounting
 from academy.trainer_access import update_trainer_access
 from academy.validation import ConfigError
 
@@ -377,6 +378,7 @@ UPDATERS = [
     update_spawner,
     update_local,
     update_slurm,
+    update_slurm_accounting,
     update_culler,
     update_envs,
     update_formgrader,

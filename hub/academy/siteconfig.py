@@ -84,6 +84,8 @@ DEFAULTS["course"] = {"exchange_dir": "/srv/academy/exchange", "grader_user": "a
 # Team folders (academy.teams): none unless the site lists hub groups.
 DEFAULTS["team_folders"] = {"root": "", "groups": [], "unix_group_prefix": "acadteam-", "manage_unix_groups": True,
                             "usage_refresh_seconds": 300, "warn_gib": 0}
+# Slurm accounting and GPU-hour budgets (academy.slurm.accounting_config).
+DEFAULTS["slurm"]["accounting"] = {"enabled": False, "default_account": "", "refresh_seconds": 120, "budgets": {}}
 
 # Keys whose values are paths relative to the project root.
 PATH_KEYS = [

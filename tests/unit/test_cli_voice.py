@@ -27,6 +27,7 @@ USAGE_ERRORS = {
     "link": (["link", "--profile", "cpu"], "academy link"),
     "project": (["project", "new", "batch-job"], "academy project new"),
     "teams": (["teams", "--budget", "0"], "academy teams"),
+    "budgets": (["budgets", "spend"], "academy budgets"),
 }
 
 # Every option that counts jobs, with the words that reach it.
@@ -187,6 +188,7 @@ def failure_cases(tmp_path: Path, missing: str) -> dict[str, tuple[list[str], in
         "link": (["link", "--profile", "cpu", "--hours", "2", "--path", "../x.ipynb"], 2, "academy link: path: '../x.ipynb'"),
         "project": (["project", "new", "batch-job", "../x"], 2, "academy project new: project name '../x': a name, not a path"),
         "teams": (["--config", missing, "teams"], 2, "academy teams: "),
+        "budgets": (["--config", missing, "budgets", "show"], 2, "academy budgets: "),
     }
 
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 # POSIX portable user names; anything else never reaches a command line.
 UNIX_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 JOB_ID_RE = re.compile(r"^[0-9]{1,12}$")
+# Slurm account names as the site config may give them (sacctmgr lower-cases names anyway).
+ACCOUNT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
-SLURM_PROGRAMS = frozenset({"sbatch", "squeue", "scancel", "sinfo", "sacct", "scontrol"})
+SLURM_PROGRAMS = frozenset({"sbatch", "squeue", "scancel", "sinfo", "sacct", "scontrol", "sacctmgr", "sshare", "sreport"})
 # Invocations per program name, for benchmarks and tests that count Slurm traffic.
 CALLS: Counter[str] = Counter()
 
@@ -49,6 +51,12 @@ class CommandResult:
 def unix_name(name: str) -> str:
     if not UNIX_NAME_RE.match(name or ""):
         raise ValueError(f"{name[:40]!r} is not a valid Unix user name for Slurm")
+    return name
+
+
+def account(name: str) -> str:
+    if not ACCOUNT_RE.match(name or ""):
+        raise ValueError(f"{name[:40]!r} is not a valid Slurm account name")
     return name
 
 

@@ -269,6 +269,8 @@ def make_app(ctx: actions.Context, prefix: str, hub_prefix: str, cookie_secret: 
     routes += link_pages.routes(slug)  # one-click links for the workshop's content
     from academy.workshop import team_pages
     routes += team_pages.routes()  # team folders' members and disk use (admins)
+    from academy.workshop import budget_pages
+    routes += budget_pages.routes()  # GPU-hour budgets per Slurm account (admins and trainers)
     jinja = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
     coursework_pages.register(jinja, ctx)
     lifecycle_pages.install(jinja, ctx)

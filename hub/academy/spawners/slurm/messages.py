@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import html
+import pwd
+import re
 from datetime import datetime
 
 from academy.spawners.slurm.poller import JobView
@@ -31,6 +33,13 @@ class JobFailed(RuntimeError):
         self.jupyterhub_html_message = html.escape(message) + (f"<pre>{html.escape(log_tail)}</pre>" if log_tail else "")
 
 
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def _clock(moment: datetime | None) -> str:
     return moment.strftime("%H:%M") if moment else ""
 
@@ -48,6 +57,9 @@ def ended(view: JobView) -> str:
     """Why a running server's job is gone, for the hub pages the learner sees next."""
     state = (view.info.state if view.info else "GONE").split()[0].rstrip("+")
     what = ENDINGS.get(state, f"ended ({state})")
+    who = re.search(r"CANCELLED by ([0-9]+)", view.note or "")
+    if state == "CANCELLED" and who:  # sacct's word (Slurm accounting): who ran scancel
+        what = "was cancelled by an administrator" if who.group(1) == "0" else f"was cancelled by {_user(int(who.group(1)))} (scancel)"
     when = f" at {_clock(view.info.end)}" if view.info and view.info.end and state != "GONE" else ""
     saved = " Notebooks open in JupyterLab were saved 5 minutes and 1 minute before the end." if state == "TIMEOUT" else ""
     return (f"Your previous server (Slurm job {view.job_id}) {what}{when}.{saved} "

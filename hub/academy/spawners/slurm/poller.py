@@ -245,7 +245,8 @@ class SlurmPoller:
             state = parse_sacct_state(acct.stdout) if acct.ok else None
             if state and classify(state) is Phase.ENDED:
                 info = replace(old.info, state=state) if old.info else JobInfo(jid, state)
-                return JobView(jid, Phase.ENDED, info, started, f"sacct: {state}")
+                # The whole answer, e.g. "CANCELLED by 0": messages.ended() says who cancelled it.
+                return JobView(jid, Phase.ENDED, info, started, f"sacct: {acct.stdout.strip().splitlines()[0]}")
             if not acct.ok and "disabled" in acct.stderr:
                 self.use_sacct = False
         single = await commands.run_command(
