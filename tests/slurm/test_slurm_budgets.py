@@ -94,7 +94,8 @@ def test_gpu_usage_shows_on_the_form_after_a_gpu_job(budget_hub):
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         line = budget_line(form_of(budget_hub, member))
-        if used_hours(line) > used_before:
+        # Slurm adds a running job's usage in steps, so wait for the whole job's share, not the first step.
+        if used_hours(line) >= used_before + 0.03:
             break
         time.sleep(5)
     assert used_hours(line) >= used_before + 0.03, line  # 4 GPUs × 30 s = 2 GPU-minutes at least
