@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 import requests
+from nbgrader.api import Gradebook
 from support.skip import need
 from support.course import make_layout, run_academy, sandbox_available, shared_tiny_course
 from support.slurm import job_of, make_learner, new_username, server_environ, slurm_site, spawn, start_hub, wait_no_server
@@ -59,7 +60,6 @@ def test_panel_lists_fetches_and_submits_from_a_slurm_job(panel_slurm_hub):
     hub, layout, where = panel_slurm_hub
     learner = make_learner(hub, new_username("nbs"))
     _academy(where, "setup", "--students", learner.name)
-    from nbgrader.api import Gradebook
     due = dt.datetime(dt.date.today().year + 1, 3, 14, 12, 0)
     with Gradebook(layout.db_url, layout.course_id) as gb:
         gb.update_or_create_assignment(A, duedate=due)
