@@ -52,6 +52,8 @@ Fixtures of one test module:
 - ``site`` (hub/test_up_refusals.py): an existing installation whose state must survive every refused start.
 - ``restart_hub`` (slurm/test_slurm_resilience.py, module): a Slurm hub the tests restart.
 - ``team_hub`` (slurm/test_slurm_team_folders.py, module): a Slurm hub with one team folder on a shared tmp root.
+- ``panel_slurm_hub`` (slurm/test_slurm_assignments_panel.py, module): a Slurm hub whose `course:` section holds a tiny
+  course of this run, its exchange on a shared tmp root.
 - ``site_groups_hub`` (slurm/test_slurm_team_folders.py, module): the same with the site's own Unix group
   (``manage_unix_groups`` off).
 - ``four`` (slurm/test_slurm_resilience.py, module): four learners of ``restart_hub`` with running servers.

@@ -9,6 +9,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { addAnnouncements } from './announcements';
+import { addDueDates } from './duedates';
 import { ISession } from './api';
 import { addHelp } from './help';
 import { addLanding, openWelcomeOnce } from './landing';
@@ -52,6 +53,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     addEnvironments(app, launcher);
     addProjects(app, launcher);
     addAnnouncements();
+    addDueDates(); // issue #11: due dates in nbgrader's Assignments panel
     addHelp(app, palette, mainMenu);
   }
 };

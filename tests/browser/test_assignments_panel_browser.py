@@ -2,20 +2,23 @@
 
 A real hub (local backend: hub user ``name`` runs as ``acad-name``) and a course under the learner
 servers' default exchange root (/srv/academy/exchange, with a course id of this run only): the learner
-fetches, validates and submits from the panel, is asked before re-submitting, sees the system's
+sees the due date our lab extension adds to the row, fetches, validates and submits from the panel, is asked before re-submitting, sees the system's
 submission time in the history; the trainer (root, ``academy course``) collects, autogrades and
 returns feedback; Fetch Feedback puts the HTML in the learner's home.
 """
 from __future__ import annotations
 
+import datetime as dt
 import pwd
 import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 from support.skip import need
 
+from academy.course.nbexchange_trainer import publish_due_date
 from testbed import tiny_course
 from testbed.hub import _RUN, make_learner
 from support.course import make_layout, run_academy, sandbox_available, shared_tiny_course
@@ -76,8 +79,11 @@ def test_learner_fetches_validates_submits_and_fetches_feedback_in_the_panel(hub
     page.click("input[type=submit], button[type=submit]")
     page.wait_for_url(f"**/user/{learner.name}/lab**", timeout=240_000)
 
-    # The trainer adds the (now existing) acad- account to the course and releases t1.
+    # The trainer adds the (now existing) acad- account to the course, sets a due date and releases t1.
     _academy(where, "setup", "--students", learner.name, "--account-prefix", "acad-")
+    due = dt.datetime(dt.date.today().year + 1, 3, 14, 12, 0)  # a future one: Submit is not held as late
+    with Gradebook(layout.db_url, layout.course_id) as gb:
+        gb.update_or_create_assignment(A, duedate=due)
     _academy(where, "release", A)
     account = pwd.getpwnam(f"acad-{learner.name}")
     home = Path(account.pw_dir)
@@ -87,11 +93,30 @@ def test_learner_fetches_validates_submits_and_fetches_feedback_in_the_panel(hub
     released = page.locator("#released_assignments_list .list_item", has_text=A)
     released.wait_for()
     assert COURSE in page.locator("#course_list_default").inner_text()
+    # Our lab extension's addition: the due date, in the browser's local time, not past due.
+    badge = released.locator(".academy-due")
+    badge.wait_for()
+    said = badge.inner_text()
+    assert said.strip().startswith("due ") and str(due.year) in said and "past due" not in said, said
+    assert "academy-due-past" not in (badge.get_attribute("class") or "")
     shot(page, "panel-01-released")
     released.get_by_role("button", name="Fetch").click()
     fetched = page.locator("#fetched_assignments_list .list_item", has_text=A).first
     fetched.wait_for()
     assert (home / A / f"{tiny_course.NOTEBOOK}.ipynb").is_file()
+    assert str(due.year) in fetched.locator(".academy-due").inner_text()
+    # The trainer moves the due date into the past (as release would publish it): the row says past due.
+    for when in (dt.datetime(2001, 1, 1), due):
+        with Gradebook(layout.db_url, layout.course_id) as gb:
+            gb.update_or_create_assignment(A, duedate=when)
+        publish_due_date(layout, A)
+        if when.year == 2001:
+            page.locator("#refresh_assignments_list").click()
+            past = page.locator("#fetched_assignments_list .list_item", has_text=A).first.locator(".academy-due-past")
+            past.wait_for()
+            assert "2001" in past.inner_text() and "past due" in past.inner_text()
+    page.locator("#refresh_assignments_list").click()
+    page.locator("#fetched_assignments_list .list_item .academy-due:not(.academy-due-past)", has_text=str(due.year)).wait_for()
 
     # The learner's answers (typing them cell by cell is not what this test is about).
     nb_path = home / A / f"{tiny_course.NOTEBOOK}.ipynb"
