@@ -9,6 +9,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { addAnnouncements } from './announcements';
+import { addBudget } from './budget';
 import { ISession } from './api';
 import { addHelp } from './help';
 import { addLanding, openWelcomeOnce } from './landing';
@@ -48,6 +49,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     addResources(statusBar);
     addTeams(statusBar); // issue #13: team folders' disk use
+    addBudget(statusBar); // issue #13: the team's GPU-hours left
     addNotices();
     addEnvironments(app, launcher);
     addProjects(app, launcher);
