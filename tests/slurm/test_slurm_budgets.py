@@ -127,11 +127,36 @@ def test_a_team_at_its_limit_cannot_start_and_another_team_can(budget_hub):
         time.sleep(11)
         line = budget_line(form_of(budget_hub, second))
         assert "reserved by running servers and jobs" in line, line
+        check_status_bar_figures(budget_hub, first, roomy)
         budget_hub.api("DELETE", f"/users/{roomy.name}/server", roomy.token)
         wait_no_server(budget_hub, roomy, 60)
     finally:
         budget_hub.api("DELETE", f"/users/{first.name}/server", first.token)
         wait_no_server(budget_hub, first, 60)
+
+
+def lab_budget(hub, learner, query: str = "") -> dict:
+    """What the learner's running server serves to JupyterLab's status bar."""
+    r = learner.session.get(f"{hub.url}/user/{learner.name}/academy/api/budget{query}",
+                            headers={"Authorization": f"token {learner.token}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def check_status_bar_figures(hub, member, other) -> None:
+    """JupyterLab's figures (the server asks the hub with its own token) are the member's team's, whatever they ask for."""
+    mine, theirs = hub.accounts["full"], hub.accounts["roomy"]
+    got = lab_budget(hub, member)
+    assert got["status"] == "ok" and got["account"] == mine and got["limit_gpu_hours"] == 1.5, got
+    assert got["reserved_gpu_hours"] >= 1.0 and got["left_gpu_hours"] < 1.0, got  # the member's own 1-hour GPU server
+    assert lab_budget(hub, other)["account"] == theirs and lab_budget(hub, other)["limit_gpu_hours"] == 100
+    # Attacks: naming the other team's account or user, on the server's route and on the hub's.
+    for query in (f"?account={theirs}", f"?user={other.name}"):
+        assert lab_budget(hub, member, query)["account"] == mine
+        direct = hub.api("GET", f"/academy/budget{query}", member.token)
+        assert direct.status_code == 200 and direct.json()["account"] == mine, direct.text
+    assert hub.api("GET", f"/academy/budget/{other.name}", member.token).status_code == 404
+    assert hub.api("GET", "/academy/budget", "not-a-token").status_code == 403
 
 
 def test_an_account_missing_from_slurm(budget_hub):
