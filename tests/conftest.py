@@ -88,6 +88,8 @@ Fixtures of one test module:
 - ``source`` (unit/test_home.py): a curriculum folder to copy into a home.
 - ``budgeted`` (unit/test_budgeted_spawner.py): makes a ``BudgetedSlurmSpawner`` for a user in given hub groups,
   with a fresh budget reader.
+- ``budget_standin`` (unit/test_budget_api.py): a local tornado app standing in for the hub's
+  ``/hub/api/academy/budget``, counting calls, and the server identity that asks it.
 - ``missing`` (unit/test_cli_voice.py): the path of a site config that does not exist.
 - ``site`` (unit/test_config_path.py): a site YAML named by ``ACADEMY_CONFIG``, with no run facts set.
 - ``slurm`` (unit/test_course_slurm_backend.py): the course's Slurm commands replayed through the runner.

@@ -10,6 +10,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { addAnnouncements } from './announcements';
 import { addDueDates } from './duedates';
+import { addBudget } from './budget';
 import { ISession } from './api';
 import { addHelp } from './help';
 import { addLanding, openWelcomeOnce } from './landing';
@@ -49,6 +50,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     addResources(statusBar);
     addTeams(statusBar); // issue #13: team folders' disk use
+    addBudget(statusBar); // issue #13: the team's GPU-hours left
     addNotices();
     addEnvironments(app, launcher);
     addProjects(app, launcher);

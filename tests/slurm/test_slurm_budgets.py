@@ -24,6 +24,7 @@ from support.workshop import admin_session, service_url
 from testbed.hub import REPO
 from testbed import slurm_accounting
 from testbed.slurm_cluster import Cluster
+from test_slurm_walltime import browser  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = pytest.mark.slurm
 
@@ -103,8 +104,10 @@ def test_gpu_usage_shows_on_the_form_after_a_gpu_job(budget_hub):
     assert f"{account}|COMPLETED|" in sacct.stdout and "gres/gpu=4" in sacct.stdout
 
 
-def test_a_team_at_its_limit_cannot_start_and_another_team_can(budget_hub):
-    """With one 1-hour GPU server running, is the team's next 1-hour GPU spawn refused with what is left, and another team's allowed?"""
+@pytest.mark.browser
+def test_a_team_at_its_limit_cannot_start_and_another_team_can(budget_hub, browser):  # noqa: F811
+    """With one 1-hour GPU server running, is the team's next 1-hour GPU spawn refused with what is left, another team's
+    allowed, and do both see their own team's figures (only theirs) in JupyterLab's status bar?"""
     first, second = (make_learner(budget_hub, n) for n in budget_hub.members["full"][1:3])
     roomy = make_learner(budget_hub, budget_hub.members["roomy"][0])
     before = newest_job_id()
@@ -128,11 +131,56 @@ def test_a_team_at_its_limit_cannot_start_and_another_team_can(budget_hub):
         time.sleep(11)
         line = budget_line(form_of(budget_hub, second))
         assert "reserved by running servers and jobs" in line, line
+        check_status_bar_figures(budget_hub, first, roomy)
+        check_status_bar_item(budget_hub, first, browser)
         budget_hub.api("DELETE", f"/users/{roomy.name}/server", roomy.token)
         wait_no_server(budget_hub, roomy, 60)
     finally:
         budget_hub.api("DELETE", f"/users/{first.name}/server", first.token)
         wait_no_server(budget_hub, first, 60)
+
+
+def lab_budget(hub, learner, query: str = "") -> dict:
+    """What the learner's running server serves to JupyterLab's status bar."""
+    r = learner.session.get(f"{hub.url}/user/{learner.name}/academy/api/budget{query}",
+                            headers={"Authorization": f"token {learner.token}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def check_status_bar_figures(hub, member, other) -> None:
+    """JupyterLab's figures (the server asks the hub with its own token) are the member's team's, whatever they ask for."""
+    mine, theirs = hub.accounts["full"], hub.accounts["roomy"]
+    got = lab_budget(hub, member)
+    assert got["status"] == "ok" and got["account"] == mine and got["limit_gpu_hours"] == 1.5, got
+    # The member's own 1-hour GPU server: Slurm counts the time left before its walltime, so a little under 1 h.
+    assert got["reserved_gpu_hours"] >= 0.9 and got["left_gpu_hours"] < 0.6, got
+    assert lab_budget(hub, other)["account"] == theirs and lab_budget(hub, other)["limit_gpu_hours"] == 100
+    # Attacks: naming the other team's account or user, on the server's route and on the hub's.
+    for query in (f"?account={theirs}", f"?user={other.name}"):
+        assert lab_budget(hub, member, query)["account"] == mine
+        direct = hub.api("GET", f"/academy/budget{query}", member.token)
+        assert direct.status_code == 200 and direct.json()["account"] == mine, direct.text
+    assert hub.api("GET", f"/academy/budget/{other.name}", member.token).status_code == 404
+    assert hub.api("GET", "/academy/budget", "not-a-token").status_code == 403
+
+
+def check_status_bar_item(hub, member, browser) -> None:  # noqa: F811
+    """The lab's status bar item in Chromium: hours left of the team's 1.5, used and reserved in its tooltip."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.add_cookies([{"name": c.name, "value": c.value, "domain": "127.0.0.1", "path": c.path or "/"}
+                         for c in member.session.cookies])
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(f"{hub.url}/user/{member.name}/lab")
+        item = page.locator(".academy-budget")
+        item.wait_for(state="visible")
+        assert re.fullmatch(r"GPU [0-9.]+ h left of 1\.5", item.inner_text().strip()), item.inner_text()
+        title = item.get_attribute("title") or ""
+        assert hub.accounts["full"] in title and "reserved by running servers and jobs" in title, title
+    finally:
+        context.close()
 
 
 def test_an_account_missing_from_slurm(budget_hub):

@@ -92,6 +92,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.add_handlers(".*$", project_routes(web_app.settings["base_url"]))
     from academy.labtools.teams import install as install_teams  # issue #13: team folders' disk use
     install_teams(web_app)
+    from academy.labtools.budget import install as install_budget  # issue #13: GPU-hours used and left
+    install_budget(web_app)
     if state.sampler is not None:
         state.poller = PeriodicCallback(state.sampler.sample, config_obj.gpu_sample_seconds * 1000)
         state.poller.start()
