@@ -38,7 +38,7 @@ def _new_project(page, template_title: str, name: str) -> None:
 
 def test_new_project_from_the_launcher_opens_its_notebook_and_a_bad_name_is_explained(hub, browser):  # noqa: F811
     """Does "New project" in the Launcher refuse "../escape" with the server's reason, then create ~/churn from the
-    tabular template and open churn/project.ipynb?"""
+    tabular template and open churn/project.ipynb, and does a template link open New project with its template?"""
     learner = make_learner(hub, "projb")
     page = browser.new_page(viewport={"width": 1600, "height": 900})
     page.set_default_timeout(120_000)
@@ -80,4 +80,16 @@ def test_new_project_from_the_launcher_opens_its_notebook_and_a_bad_name_is_expl
                                    data=json.dumps({"template": "batch-job", "name": "with-token"}),
                                    headers={"Content-Type": "application/json", "X-XSRFToken": xsrf})
     assert with_token.status == 201, (with_token.status, with_token.text())
+
+    # A one-click template link (`academy link --template`) lands on lab?academy-template=SLUG: New project
+    # opens with that template chosen, and the learner still names the folder.
+    page.goto(f"{hub.url}/user/{learner.name}/lab?academy-template=batch-job")
+    dialog = page.locator(".jp-Dialog", has_text="New project: Batch job skeleton")
+    dialog.locator("input").fill("linked")
+    dialog.locator(".jp-mod-accept").click()
+    page.locator(".lm-TabBar-tabLabel", has_text="project.ipynb").first.wait_for(timeout=60_000)
+    assert (home / "linked" / "job.sh").is_file()
+    assert "academy-template" not in page.url, page.url  # taken out of the address bar: a reload asks nothing
+    page.goto(f"{hub.url}/user/{learner.name}/lab?academy-template=no-such-template")
+    page.get_by_text("that this site does not have").first.wait_for(timeout=60_000)
     page.close()

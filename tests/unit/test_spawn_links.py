@@ -108,6 +108,18 @@ def test_built_links_round_trip_through_the_link_reader():
     assert safe_next(link.next, USER, HUB) == "/user/ann/lab/tree/lessons/01%20intro.ipynb"
 
 
+def test_a_template_link_opens_new_project_with_that_template_on_the_openers_server():
+    """Does a template link carry the profile and hours and a next that lands on the opener's own JupyterLab with the
+    template named, and does the builder refuse a template that does not exist or is a path?"""
+    url = make_link(PROFILES, "cpu", "2", hub_url="https://academy.example.org", template="tabular-model")
+    link = parse_link(parse_qs(urlsplit(url).query))
+    assert link.options == {"profile": "cpu", "hours": "2"}
+    assert safe_next(link.next, USER, HUB) == "/user/ann/lab?academy-template=tabular-model"
+    for bad, words in [("no-such-template", "no template"), ("../x", "not a path"), ("a;id", "template")]:
+        with pytest.raises(OptionsError, match=words):
+            make_link(PROFILES, "cpu", "2", template=bad)
+
+
 @pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "a/../../b", "a/./b", "a;rm -rf ~", "$(id)", "", "a\nb"])
 def test_the_link_builder_refuses_paths_outside_the_home(path):
     """Is a path with dot segments, an absolute path or shell characters refused by the builder?"""

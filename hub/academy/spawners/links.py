@@ -98,13 +98,22 @@ def check_lesson_path(path: str) -> str:
     return "/".join(parts)
 
 
-def build_link(hub_url: str, profile: str, hours: int, path: str) -> str:
-    """The link for vetted values: ``HUB/hub/spawn?opt-profile=..&opt-hours=..&next=/hub/user-redirect/lab/tree/PATH``.
+#: The JupyterLab query parameter that opens "New project" with one template chosen (labextension projects.ts).
+TEMPLATE_PARAM = "academy-template"
+
+
+def build_link(hub_url: str, profile: str, hours: int, path: str = "", template: str = "") -> str:
+    """The link for vetted values: ``HUB/hub/spawn?opt-profile=..&opt-hours=..&next=/hub/user-redirect/lab/tree/PATH``,
+    or, for a project template, ``next=/hub/user-redirect/lab?academy-template=SLUG`` (JupyterLab then opens
+    "New project" with that template chosen: the learner names the folder, nothing is made unasked).
 
     ``user-redirect`` makes one link work for every learner: the hub puts in the name of whoever opens it.
     """
     base = urlsplit(hub_url.rstrip("/"))
     prefix = base.path.rstrip("/")
-    next_url = f"{prefix}/hub/user-redirect/lab/tree/{quote(path)}"
+    if template:
+        next_url = f"{prefix}/hub/user-redirect/lab?{urlencode({TEMPLATE_PARAM: template})}"
+    else:
+        next_url = f"{prefix}/hub/user-redirect/lab/tree/{quote(path)}"
     query = urlencode({"opt-profile": profile, "opt-hours": str(hours), "next": next_url})
     return urlunsplit((base.scheme, base.netloc, f"{prefix}/hub/spawn", query, ""))
