@@ -23,6 +23,7 @@ from testbed import tiny_course
 from testbed.hub import _RUN, make_learner
 from support.course import make_layout, run_academy, sandbox_available, shared_tiny_course
 from support.hub import running_hub
+from support.pages import logged_in_page, start_lab
 from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.grading]
@@ -67,17 +68,8 @@ def test_learner_fetches_validates_submits_and_fetches_feedback_in_the_panel(hub
     Fetch Feedback put the feedback HTML in the learner's home?"""
     layout, where = course
     learner = make_learner(hub, "panel")
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.set_default_timeout(120_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", learner.name)
-    page.fill("input[name=password]", learner.password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/home")
-    page.goto(f"{hub.url}/hub/spawn")
-    page.check("#profile-cpu")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url(f"**/user/{learner.name}/lab**", timeout=240_000)
+    page = logged_in_page(browser, hub, learner, height=1000)
+    start_lab(page, hub, learner)
 
     # The trainer adds the (now existing) acad- account to the course, sets a due date and releases t1.
     _academy(where, "setup", "--students", learner.name, "--account-prefix", "acad-")

@@ -12,6 +12,7 @@ import requests
 
 from testbed.hub import make_learner
 from support.hub import running_hub
+from support.pages import logged_in_page, start_lab
 from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixture)
 
 pytestmark = pytest.mark.browser
@@ -27,18 +28,8 @@ def test_resources_notices_and_more_time_in_the_browser(hub, browser):  # noqa: 
     """Does a learner on the CPU profile see memory/CPU and "no GPU" in the status bar, get a posted notice
     as a notification, and get one more hour from the More time button, but no more than the profile's maximum?"""
     learner = make_learner(hub, "labtools")
-    page = browser.new_page(viewport={"width": 1600, "height": 900})
-    page.set_default_timeout(120_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", learner.name)
-    page.fill("input[name=password]", learner.password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/home")
-    page.goto(f"{hub.url}/hub/spawn")
-    page.check("#profile-cpu")
-    page.select_option("#academy-hours", "7")  # the CPU profile allows at most 8
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url(f"**/user/{learner.name}/lab**", timeout=240_000)
+    page = logged_in_page(browser, hub, learner)
+    start_lab(page, hub, learner, hours="7")  # the CPU profile allows at most 8
 
     resources = page.locator(".academy-resources")
     resources.wait_for(state="visible", timeout=120_000)

@@ -13,6 +13,7 @@ import requests
 
 from testbed.hub import make_learner
 from support.hub import running_hub
+from support.pages import logged_in_page, start_lab
 from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixture)
 
 pytestmark = pytest.mark.browser
@@ -33,18 +34,8 @@ def test_chosen_hours_end_the_server_and_the_countdown_agrees(hub, browser):  # 
     """Does JupyterLab open the welcome notebook with Academy help, count down to the hub's end for the chosen
     1 "hour", and does the hub stop the server then and say why on its page?"""
     learner = make_learner(hub, "labwall")
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(120_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", learner.name)
-    page.fill("input[name=password]", learner.password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/home")
-    page.goto(f"{hub.url}/hub/spawn")
-    page.check("#profile-cpu")
-    page.select_option("#academy-hours", "1")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url(f"**/user/{learner.name}/lab**", timeout=240_000)
+    page = logged_in_page(browser, hub, learner, width=1400)
+    start_lab(page, hub, learner, hours="1")
 
     # First start: the welcome notebook, not a bare Launcher.
     page.locator(".lm-TabBar-tabLabel", has_text="00_welcome.ipynb").first.wait_for(timeout=120_000)

@@ -11,6 +11,7 @@ import pytest
 
 from support.hub import running_hub
 from testbed.hub import make_learner
+from support.pages import logged_in_page, start_lab
 from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixture)
 
 pytestmark = pytest.mark.browser
@@ -40,17 +41,8 @@ def test_new_project_from_the_launcher_opens_its_notebook_and_a_bad_name_is_expl
     """Does "New project" in the Launcher refuse "../escape" with the server's reason, then create ~/churn from the
     tabular template and open churn/project.ipynb, and does a template link open New project with its template?"""
     learner = make_learner(hub, "projb")
-    page = browser.new_page(viewport={"width": 1600, "height": 900})
-    page.set_default_timeout(120_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", learner.name)
-    page.fill("input[name=password]", learner.password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/home")
-    page.goto(f"{hub.url}/hub/spawn")
-    page.check("#profile-cpu")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url(f"**/user/{learner.name}/lab**", timeout=240_000)
+    page = logged_in_page(browser, hub, learner)
+    start_lab(page, hub, learner)
     page.locator(".lm-TabBar-tabLabel", has_text="00_welcome.ipynb").first.wait_for(timeout=120_000)
 
     home = hub.state_dir / "homes" / learner.name

@@ -14,6 +14,7 @@ from support.hub import running_hub
 from support.skip import need
 from support.workshop import admin_token
 from testbed.hub import make_learner
+from support.pages import logged_in_page
 from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixture)
 
 pytestmark = pytest.mark.browser
@@ -42,13 +43,7 @@ def test_the_status_bar_shows_the_team_folders_disk_use(hub, browser):  # noqa: 
                            headers={"Authorization": f"token {who.token}"}, timeout=60,
                            json={"type": "file", "format": "text", "content": "x" * (2 * 2**20)})
         assert put.status_code in (200, 201), put.text
-        page = browser.new_page(viewport={"width": 1600, "height": 900})
-        page.set_default_timeout(120_000)
-        page.goto(f"{hub.url}/hub/login")
-        page.fill("input[name=username]", who.name)
-        page.fill("input[name=password]", who.password)
-        page.click("input[type=submit], button[type=submit]")
-        page.wait_for_url("**/hub/home")
+        page = logged_in_page(browser, hub, who)
         page.goto(f"{hub.url}/user/{who.name}/lab")
         item = page.locator(".academy-teams")
         item.wait_for(state="visible", timeout=120_000)
