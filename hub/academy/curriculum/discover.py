@@ -79,11 +79,17 @@ def excluded(rel: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(candidate, pattern.rstrip("/")) for pattern in patterns for candidate in tails + folders)
 
 
+#: Sub-folders of the curriculum folder that are a track of their own, run only when named
+#: (``academy curriculum test notebooks/templates``): the project templates are not lessons.
+SEPARATE_TRACKS = frozenset({"templates"})
+
+
 def find_notebooks(paths: list[Path], exclude: list[str] = (), curriculum_dir: Path | None = None) -> list[Target]:
     """Every ``.ipynb`` under ``paths`` (files, or folders walked recursively), named relative to the path given.
 
     Hidden folders (``.git``, ``.ipynb_checkpoints``, ``.venv``...) and ``__pycache__`` are
-    skipped, and so are hidden notebook files. A notebook of the Academy's curriculum (an ``NN_slug.ipynb`` directly in
+    skipped, and so are hidden notebook files, and the curriculum folder's :data:`SEPARATE_TRACKS` when that folder
+    itself is given. A notebook of the Academy's curriculum (an ``NN_slug.ipynb`` directly in
     ``curriculum_dir``) is named by its stem and keeps the house rules. A path that does not
     exist is a ``FileNotFoundError``; a file that is not ``.ipynb`` a ``ValueError``.
     """
@@ -95,8 +101,10 @@ def find_notebooks(paths: list[Path], exclude: list[str] = (), curriculum_dir: P
                 raise ValueError(f"{given} is not a notebook (.ipynb)")
             found.append((given, given.name))
         elif given.is_dir():
+            top = given.resolve() == house_dir
             for folder, dirs, files in os.walk(given):
-                dirs[:] = sorted(d for d in dirs if not _skipped_dir(d))
+                dirs[:] = sorted(d for d in dirs if not _skipped_dir(d)
+                                 and not (top and Path(folder) == given and d in SEPARATE_TRACKS))
                 for name in sorted(files):
                     if name.endswith(".ipynb") and not name.startswith("."):
                         path = Path(folder) / name
