@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import time
 from pathlib import Path
+
+from testbed.daemons import pid_alive, wait_for
 
 DEFAULT_ACCOUNT = "academy"
 DB_USER = "slurm"
@@ -20,22 +21,8 @@ DB_USER = "slurm"
 DB_PASS = "academy-test-only"
 
 
-def _wait(predicate, timeout: float, message: str, step: float = 0.3) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(step)
-    raise RuntimeError(message)
-
-
-def _pid_alive(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
+def _wait(predicate, timeout: float, message: str) -> None:
+    wait_for(predicate, timeout, message, step=0.3)
 
 
 def db_dir(cluster) -> Path:
@@ -134,26 +121,26 @@ def start_dbd(cluster, restart: bool = False) -> None:
         conf.write_text(text)
     os.chown(conf, 0, 0)
     conf.chmod(0o600)  # slurmdbd refuses a config others can read (it holds the database password)
-    if (changed or restart) and _pid_alive(cluster.pidfile("slurmdbd")):
+    if (changed or restart) and pid_alive(cluster.pidfile("slurmdbd")):
         stop_dbd(cluster)
-    if not _pid_alive(cluster.pidfile("slurmdbd")):
+    if not pid_alive(cluster.pidfile("slurmdbd")):
         subprocess.run(["slurmdbd"], env=cluster.env(), check=True, capture_output=True, timeout=60)
     _wait(lambda: dbd_up(cluster), 60, f"slurmdbd did not answer; see {cluster.log('slurmdbd')}")
 
 
 def stop_dbd(cluster) -> None:
     """Stop slurmdbd only (an accounting outage; slurmctld keeps running and queues its records)."""
-    pid = _pid_alive(cluster.pidfile("slurmdbd"))
+    pid = pid_alive(cluster.pidfile("slurmdbd"))
     if pid:
         os.kill(pid, 15)
-        _wait(lambda: _pid_alive(cluster.pidfile("slurmdbd")) is None, 30, f"slurmdbd (pid {pid}) did not stop")
+        _wait(lambda: pid_alive(cluster.pidfile("slurmdbd")) is None, 30, f"slurmdbd (pid {pid}) did not stop")
 
 
 def stop_db(cluster) -> None:
-    pid = _pid_alive(cluster.pidfile("mariadb"))
+    pid = pid_alive(cluster.pidfile("mariadb"))
     if pid:
         os.kill(pid, 15)
-        _wait(lambda: _pid_alive(cluster.pidfile("mariadb")) is None, 60, f"mariadbd (pid {pid}) did not stop")
+        _wait(lambda: pid_alive(cluster.pidfile("mariadb")) is None, 60, f"mariadbd (pid {pid}) did not stop")
 
 
 def start_accounting(cluster) -> None:
@@ -191,3 +178,4 @@ def add_user(cluster, name: str, account: str = DEFAULT_ACCOUNT) -> None:
 
 def enabled(cluster) -> bool:
     return cluster.conf.exists() and "accounting_storage/slurmdbd" in cluster.conf.read_text()
+

@@ -20,11 +20,11 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from testbed import slurm_accounting
+from testbed.daemons import pid_alive, wait_for
 
 ROOT = Path(os.environ.get("ACADEMY_SLURM_DIR", "/tmp/academy-slurm"))
 MUNGE_RUN = Path("/run/munge")
@@ -200,14 +200,6 @@ def _make_devices(cluster: Cluster) -> None:
             os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
 
 
-def _pid_alive(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
-
 
 def munge_ok() -> bool:
     try:
@@ -228,16 +220,8 @@ def start_munge() -> None:
     MUNGE_RUN.chmod(0o755)
     # munged refuses to run as root; it daemonizes itself.
     subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True, capture_output=True, timeout=30)
-    _wait(munge_ok, 10, "munged did not start (see /var/log/munge/munged.log)")
+    wait_for(munge_ok, 10, "munged did not start (see /var/log/munge/munged.log)")
 
-
-def _wait(predicate, timeout: float, message: str, step: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(step)
-    raise RuntimeError(message)
 
 
 def controller_up(cluster: Cluster = Cluster()) -> bool:
@@ -253,10 +237,10 @@ def node_state(cluster: Cluster = Cluster()) -> str:
 
 
 def start_controller(cluster: Cluster = Cluster()) -> None:
-    if _pid_alive(cluster.pidfile("slurmctld")):
+    if pid_alive(cluster.pidfile("slurmctld")):
         return
     _run(["slurmctld", "-f", str(cluster.conf)], cluster)
-    _wait(lambda: controller_up(cluster), 30, f"slurmctld did not answer; see {cluster.log('slurmctld')}")
+    wait_for(lambda: controller_up(cluster), 30, f"slurmctld did not answer; see {cluster.log('slurmctld')}")
 
 
 def stop_controller(cluster: Cluster = Cluster()) -> None:
@@ -265,11 +249,11 @@ def stop_controller(cluster: Cluster = Cluster()) -> None:
 
 
 def _stop_daemon(cluster: Cluster, daemon: str) -> None:
-    pid = _pid_alive(cluster.pidfile(daemon))
+    pid = pid_alive(cluster.pidfile(daemon))
     if not pid:
         return
     os.kill(pid, signal.SIGTERM)
-    _wait(lambda: _pid_alive(cluster.pidfile(daemon)) is None, 30, f"{daemon} (pid {pid}) did not stop")
+    wait_for(lambda: pid_alive(cluster.pidfile(daemon)) is None, 30, f"{daemon} (pid {pid}) did not stop")
 
 
 def start(cluster: Cluster = Cluster()) -> Cluster:
@@ -291,21 +275,21 @@ def start(cluster: Cluster = Cluster()) -> Cluster:
         _stop_daemon(cluster, "slurmd")
         _stop_daemon(cluster, "slurmctld")
     start_controller(cluster)
-    if not _pid_alive(cluster.pidfile("slurmd")):
+    if not pid_alive(cluster.pidfile("slurmd")):
         _run(["slurmd", "-f", str(cluster.conf)], cluster)
-    _wait(lambda: node_state(cluster) not in ("unknown", "down", "unknown*", "down*"), 60,
+    wait_for(lambda: node_state(cluster) not in ("unknown", "down", "unknown*", "down*"), 60,
           f"node {cluster.node} never registered; see {cluster.log('slurmd')}", step=0.5)
     if any(s in node_state(cluster) for s in ("drain", "down")):
         # A node drained by an earlier bad gres.conf stays drained until resumed.
         _run(["scontrol", "update", f"nodename={cluster.node}", "state=resume"], cluster)
-    _wait(lambda: node_state(cluster) in ("idle", "mixed", "allocated", "reserved"), 30,
+    wait_for(lambda: node_state(cluster) in ("idle", "mixed", "allocated", "reserved"), 30,
           f"node {cluster.node} is {node_state(cluster)}; see {cluster.log('slurmd')}", step=0.5)
     return cluster
 
 
 def stop(cluster: Cluster = Cluster()) -> None:
     """Cancel every job, then stop slurmd and slurmctld (munged keeps running: it is harmless and shared)."""
-    if _pid_alive(cluster.pidfile("slurmctld")):
+    if pid_alive(cluster.pidfile("slurmctld")):
         _run(["scancel", "--full", "--state=PENDING"], cluster, check=False)
         _run(["scancel", "--full"], cluster, check=False)
     _stop_daemon(cluster, "slurmd")
@@ -317,11 +301,11 @@ def stop(cluster: Cluster = Cluster()) -> None:
 def status(cluster: Cluster = Cluster()) -> dict[str, object]:
     return {
         "munged": munge_ok(),
-        "slurmctld": _pid_alive(cluster.pidfile("slurmctld")),
-        "slurmd": _pid_alive(cluster.pidfile("slurmd")),
-        "slurmdbd": _pid_alive(cluster.pidfile("slurmdbd")),
-        "mariadb": _pid_alive(cluster.pidfile("mariadb")),
-        "node": node_state(cluster) if _pid_alive(cluster.pidfile("slurmctld")) else "controller down",
+        "slurmctld": pid_alive(cluster.pidfile("slurmctld")),
+        "slurmd": pid_alive(cluster.pidfile("slurmd")),
+        "slurmdbd": pid_alive(cluster.pidfile("slurmdbd")),
+        "mariadb": pid_alive(cluster.pidfile("mariadb")),
+        "node": node_state(cluster) if pid_alive(cluster.pidfile("slurmctld")) else "controller down",
         "conf": str(cluster.conf),
     }
 
