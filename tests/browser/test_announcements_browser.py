@@ -11,6 +11,7 @@ import pytest
 from testbed.hub import _RUN, make_learner
 from support.hub import running_hub
 from support.workshop import make_trainer, post_form, service_url, workshop_form, xsrf
+from support.pages import logged_in_page
 from test_browser import browser, shot  # noqa: F401 (the module's Chromium fixture)
 
 pytestmark = pytest.mark.browser
@@ -40,13 +41,7 @@ def test_an_announcement_appears_in_the_participants_jupyterlab(hub, browser):  
     assert post_form(trainer.session, hub, "new", workshop_form(slug, count="0", usernames=learner.name)).status_code == 200
     _announce(hub, trainer, slug, BEFORE)
 
-    page = browser.new_page(viewport={"width": 1500, "height": 900})
-    page.set_default_timeout(120_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", learner.name)
-    page.fill("input[name=password]", learner.password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/home")
+    page = logged_in_page(browser, hub, learner, width=1500)
     page.locator("#academy-announcements").get_by_text(BEFORE).wait_for()
     shot(page, "announcements-01-hub-home")
 
